@@ -1,0 +1,3 @@
+"""ce_jax: Context Encoder image inpainting in JAX/Flax."""
+
+__version__ = '0.1.0'

@@ -1,0 +1,279 @@
+"""tf.data input: the embedded photos and image folders.
+
+Every example is `{'image': [H, W, 3] float32 in [-1, 1]}`. Training streams
+are random-access: example `i` of a process depends only on `(seed, i)`, so a
+run resumed at step `s` continues with exactly the batches it would have seen.
+Each JAX process reads its own shard of the source photos or files.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from PIL import Image
+
+from ce_jax.errors import UserError
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+
+# Photographs shipped with scikit-image (grey ones are used as RGB). The eval
+# split holds different photos, not just different crops.
+EMBEDDED_TRAIN = ('astronaut.png', 'chelsea.png', 'hubble_deep_field.jpg', 'ihc.png',
+                  'motorcycle_left.png', 'motorcycle_right.png', 'retina.jpg', 'camera.png',
+                  'brick.png', 'grass.png', 'gravel.png', 'moon.png', 'coins.png',
+                  'clock_motion.png')
+EMBEDDED_EVAL = ('coffee.png', 'rocket.jpg')
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """Where images come from: decoded photos in memory, or files read on the fly."""
+
+  name: str
+  photos: tuple[np.ndarray, ...] = ()  # each [h, w, 3] uint8
+  files: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------
+# Sources
+# ----------------------------------------------------------------------------
+
+
+def _load_rgb(path: str) -> np.ndarray:
+  with Image.open(path) as im:
+    return np.asarray(im.convert('RGB'))
+
+
+def embedded_photos(split: str) -> Source:
+  """The scikit-image sample photographs of `split` ('train' or 'eval')."""
+  import skimage  # noqa: PLC0415 (heavy import, needed only here)
+
+  root = os.path.join(os.path.dirname(skimage.__file__), 'data')
+  names = EMBEDDED_TRAIN if split == 'train' else EMBEDDED_EVAL
+  return Source(f'embedded:{split}', photos=tuple(_load_rgb(os.path.join(root, n))
+                                                  for n in names))
+
+
+def _readable(path: str) -> bool:
+  try:
+    with Image.open(path) as im:
+      im.verify()
+    return True
+  except Exception:  # noqa: BLE001 (any decoder error means skip the file)
+    return False
+
+
+def list_images(folder: str, field: str) -> list[str]:
+  """Image files under `folder` (recursive, sorted); unreadable ones skipped with a warning."""
+  if not folder:
+    raise UserError(f'{field} is empty: expected a folder of images.')
+  if not os.path.isdir(folder):
+    raise UserError(f"{field}='{folder}' is not a folder: expected a folder of images "
+                    f'({", ".join(IMAGE_EXTENSIONS)}).')
+  found = sorted(
+      os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
+      if f.lower().endswith(IMAGE_EXTENSIONS))
+  with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    ok = list(pool.map(_readable, found))
+  for path, good in zip(found, ok, strict=True):
+    if not good:
+      logging.warning('Skipping unreadable image file %s', path)
+  files = [p for p, good in zip(found, ok, strict=True) if good]
+  if not files:
+    raise UserError(f"{field}='{folder}' holds no readable images "
+                    f'({", ".join(IMAGE_EXTENSIONS)}, searched recursively).')
+  return files
+
+
+def _in_eval_split(path: str, fraction: float) -> bool:
+  return zlib.crc32(os.path.basename(path).encode()) % 10_000 < fraction * 10_000
+
+
+def folder_source(config: ml_collections.ConfigDict, split: str) -> Source:
+  """Files of `data.folder`; eval from `data.eval_folder` or a stable by-name fraction."""
+  data = config.data
+  if data.eval_folder:
+    files = list_images(data.folder if split == 'train' else data.eval_folder,
+                        'data.folder' if split == 'train' else 'data.eval_folder')
+    return Source(f'folder:{split}', files=tuple(files))
+  files = list_images(data.folder, 'data.folder')
+  evals = [f for f in files if _in_eval_split(f, data.eval_fraction)]
+  if not evals and data.eval_fraction > 0:
+    evals = files[-1:]
+  chosen = evals if split == 'eval' else [f for f in files if f not in set(evals)] or files
+  return Source(f'folder:{split}', files=tuple(chosen))
+
+
+def make_source(config: ml_collections.ConfigDict, split: str) -> Source:
+  if config.data.source == 'embedded':
+    return embedded_photos(split)
+  if config.data.source == 'folder':
+    return folder_source(config, split)
+  raise UserError(f"data.source='{config.data.source}': expected 'embedded' or 'folder'.")
+
+
+def shard(source: Source, index: int, count: int) -> Source:
+  """This process's share of the photos or files (all of them when there are too few)."""
+  items = source.photos or source.files
+  if len(items) < count:
+    return source
+  if source.photos:
+    return dataclasses.replace(source, photos=source.photos[index::count])
+  return dataclasses.replace(source, files=source.files[index::count])
+
+
+# ----------------------------------------------------------------------------
+# Per-example transforms (graph mode)
+# ----------------------------------------------------------------------------
+
+
+def resize_shorter(image: tf.Tensor, shorter: int) -> tf.Tensor:
+  """Resizes `[h, w, 3]` so that min(h, w) = `shorter` (area-preserving aspect)."""
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  scale = tf.cast(shorter, tf.float32) / tf.reduce_min(shape)
+  size = tf.cast(tf.round(shape * scale), tf.int32)
+  return tf.image.resize(image, tf.maximum(size, shorter), antialias=True)
+
+
+def random_crop_flip(image: tf.Tensor, size: int, seed: tf.Tensor, flip: bool) -> tf.Tensor:
+  """A `[size, size, 3]` crop at a position (and flip) drawn from the stateless `seed`."""
+  image = tf.image.stateless_random_crop(image, (size, size, 3), seed=seed)
+  if flip:
+    image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+  return image
+
+
+def to_signed(image: tf.Tensor) -> tf.Tensor:
+  """[0, 255] → [-1, 1] float32."""
+  return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def _decode_file(path: tf.Tensor) -> tf.Tensor:
+  image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+  return tf.ensure_shape(image, (None, None, 3))
+
+
+def _prepared_photos(source: Source, shorter: int) -> list[np.ndarray]:
+  """Photos resized once, up front, so only cropping happens per example."""
+  out = []
+  for photo in source.photos:
+    resized = resize_shorter(tf.constant(photo), shorter)
+    out.append(tf.cast(tf.round(resized), tf.uint8).numpy())
+  return out
+
+
+def _photo_stack(photos: list[np.ndarray]) -> tuple[tf.Tensor, tf.Tensor]:
+  """Pads photos into one `[N, Hmax, Wmax, 3]` uint8 tensor plus their `[N, 2]` sizes."""
+  hmax = max(p.shape[0] for p in photos)
+  wmax = max(p.shape[1] for p in photos)
+  stack = np.zeros((len(photos), hmax, wmax, 3), np.uint8)
+  for i, p in enumerate(photos):
+    stack[i, :p.shape[0], :p.shape[1]] = p
+  sizes = np.array([p.shape[:2] for p in photos], np.int64)
+  return tf.constant(stack), tf.constant(sizes)
+
+
+def _item_at(source: Source, shorter: int):
+  """A graph function: item number → `[h, w, 3]` image (uint8 or float) of the source."""
+  if source.photos:
+    stack, sizes = _photo_stack(_prepared_photos(source, shorter))
+
+    def photo(i):
+      return stack[i, :sizes[i, 0], :sizes[i, 1]]
+    return photo
+
+  files = tf.constant(list(source.files))
+
+  def file(i):
+    return resize_shorter(_decode_file(files[i]), shorter)
+  return file
+
+
+# ----------------------------------------------------------------------------
+# Datasets
+# ----------------------------------------------------------------------------
+
+
+def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size: int,
+                  seed: int, start_index: int = 0) -> tf.data.Dataset:
+  """Endless batches `{'image': [batch_size, S, S, 3] float32 in [-1, 1]}`.
+
+  Example `i` (counted from 0 at step 0) is the `i mod N`-th item of the pass
+  `i div N` through a fresh permutation of the N items, cropped and flipped
+  with a stateless seed drawn from `(seed, i)`.
+  """
+  data = config.data
+  size = data.image_size
+  shorter = max(data.resize_shorter, size)
+  count = len(source.photos or source.files)
+  item_at = _item_at(source, shorter)
+
+  def example(i):
+    epoch, pos = i // count, i % count
+    j = tf.random.experimental.index_shuffle(
+        pos, tf.stack([tf.cast(seed, tf.int64) + 7919, epoch]), count - 1)
+    image = item_at(j)
+    crop_seed = tf.stack([tf.cast(seed, tf.int64), i])
+    image = random_crop_flip(image, size, crop_seed, data.random_flip)
+    return {'image': to_signed(image)}
+
+  ds = tf.data.Dataset.range(start_index, np.iinfo(np.int64).max)
+  ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.ignore_errors(log_warning=True)
+  return ds.batch(batch_size, drop_remainder=True).prefetch(data.prefetch)
+
+
+def eval_examples(source: Source, config: ml_collections.ConfigDict, num: int,
+                  seed: int) -> np.ndarray:
+  """`num` fixed crops of the eval items, `[num, S, S, 3]` float32 in [-1, 1]."""
+  data = config.data
+  size = data.image_size
+  count = len(source.photos or source.files)
+  item_at = _item_at(source, max(data.resize_shorter, size))
+
+  def example(i):
+    crop_seed = tf.stack([tf.cast(seed, tf.int64), i])
+    image = random_crop_flip(item_at(i % count), size, crop_seed, flip=False)
+    return to_signed(image)
+
+  ds = tf.data.Dataset.range(num).map(example, deterministic=True)
+  ds = ds.ignore_errors(log_warning=True).batch(max(num, 1))
+  return next(iter(ds)).numpy()
+
+
+@dataclasses.dataclass
+class Input:
+  """What training needs: the process-local train iterator and eval images."""
+
+  train: Iterator[dict[str, np.ndarray]]
+  eval_images: np.ndarray  # [N_local, S, S, 3] float32 in [-1, 1]
+  num_train_items: int
+
+
+def create_input(config: ml_collections.ConfigDict, local_batch_size: int,
+                 start_step: int = 0) -> Input:
+  """Train batches for this process from `start_step` on, and its eval images."""
+  index, count = jax.process_index(), jax.process_count()
+  train = shard(make_source(config, 'train'), index, count)
+  evals = make_source(config, 'eval')
+  ds = train_dataset(train, config, local_batch_size, seed=config.seed * count + index,
+                     start_index=start_step * local_batch_size)
+  n_eval = config.data.num_eval_examples
+  eval_images = eval_examples(evals, config, n_eval, seed=config.mask.eval_seed)
+  eval_images = eval_images[index::count]
+  logging.info('Input: %d train %s (this process), %d eval crops.',
+               len(train.photos or train.files), 'photos' if train.photos else 'files',
+               len(eval_images))
+  return Input(ds.as_numpy_iterator(), eval_images, len(train.photos or train.files))
+
+
+def describe(batch: dict[str, Any]) -> str:
+  return ', '.join(f'{k}: {v.shape} {v.dtype}' for k, v in batch.items())

@@ -1,0 +1,44 @@
+"""Pure loss functions of the Context Encoder (keyword-only arguments)."""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def reconstruction_loss(*, target: jax.Array, prediction: jax.Array,
+                        weight: jax.Array) -> jax.Array:
+  """Weighted masked L2: Σ W ⊙ (x − G)² / (Σ W · C).
+
+  `weight` is the mask times the overlap-band weights (`masks.Masks.weight`):
+  0 outside the hole and its band, so the gradient vanishes there. Dividing by
+  the total weight makes the value independent of batch size and hole size.
+
+  Args:
+    target: `[B, H, W, C]` float32 in [-1, 1].
+    prediction: `[B, H, W, C]` float32 in [-1, 1].
+    weight: `[B, H, W, 1]` float32 ≥ 0.
+  Returns:
+    Scalar float32.
+  """
+  channels = target.shape[-1]
+  sq = jnp.square(target.astype(jnp.float32) - prediction.astype(jnp.float32))
+  total = jnp.sum(weight) * channels
+  return jnp.sum(weight * sq) / jnp.maximum(total, 1e-8)
+
+
+def discriminator_loss(*, real_logit: jax.Array, fake_logit: jax.Array) -> jax.Array:
+  """Binary cross-entropy on logits: real → 1, fake → 0, each averaged over `[B]`."""
+  real = optax.sigmoid_binary_cross_entropy(real_logit, jnp.ones_like(real_logit))
+  fake = optax.sigmoid_binary_cross_entropy(fake_logit, jnp.zeros_like(fake_logit))
+  return jnp.mean(real) + jnp.mean(fake)
+
+
+def generator_adversarial_loss(*, fake_logit: jax.Array) -> jax.Array:
+  """Non-saturating generator loss: BCE of fake logits `[B]` against 1."""
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logit, jnp.ones_like(fake_logit)))
+
+
+def joint_loss(*, rec: jax.Array, adv: jax.Array, rec_weight: float,
+               adv_weight: float) -> jax.Array:
+  """L = λ_rec·L_rec + λ_adv·L_adv."""
+  return rec_weight * rec + adv_weight * adv

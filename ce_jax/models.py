@@ -1,0 +1,310 @@
+"""The Context Encoder: generator (encoder → bottleneck → decoder) and discriminator.
+
+Images are `[B, H, W, C]` float in [-1, 1]. Conv weights are N(0, 0.02), BatchNorm
+scales N(1, 0.02), convolutions carry no bias (BatchNorm follows them), as in the
+released Torch code. Params are float32; `dtype` sets the compute dtype.
+"""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ce_jax.errors import UserError
+
+Dtype = Any
+conv_init = nn.initializers.normal(0.02)
+
+
+def bn_scale_init(key: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32) -> jax.Array:
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def batch_norm(train: bool, dtype: Dtype) -> nn.BatchNorm:
+  # Torch's momentum 0.1 is Flax's 0.9.
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      dtype=dtype, scale_init=bn_scale_init)
+
+
+# ----------------------------------------------------------------------------
+# Up-sampling: a 4×4 stride-2 transposed convolution (Torch k=4, s=2, p=1: H → 2H)
+# ----------------------------------------------------------------------------
+
+
+def upsample_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """y[o] = Σ_{o = 2i + k − 1} x[i] · kernel[k] per axis, as a dilated convolution.
+
+  Args:
+    x: `[B, H, W, Cin]`.
+    kernel: `[4, 4, Cin, Cout]`.
+  Returns:
+    `[B, 2H, 2W, Cout]`.
+  """
+  return jax.lax.conv_general_dilated(
+      x, kernel[::-1, ::-1], window_strides=(1, 1), padding=((2, 2), (2, 2)),
+      lhs_dilation=(2, 2), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+# Kernel tap feeding output phase r from input offset d ∈ {−1, 0, +1}
+# (4 = a zero tap): y[2m] = x[m−1]·k[3] + x[m]·k[1], y[2m+1] = x[m]·k[2] + x[m+1]·k[0].
+_SUBPIXEL_TAPS = np.array([[3, 4], [1, 2], [4, 0]])  # [offset, phase]
+
+
+def subpixel_kernel(kernel: jax.Array) -> jax.Array:
+  """Maps a `[4, 4, Cin, Cout]` transposed-conv kernel to `[3, 3, Cin, 4·Cout]`."""
+  cin, cout = kernel.shape[2:]
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+  taps = _SUBPIXEL_TAPS
+  k = padded[taps[:, :, None, None], taps[None, None, :, :]]  # [dy, ry, dx, rx, Cin, Cout]
+  return k.transpose(0, 2, 4, 1, 3, 5).reshape(3, 3, cin, 4 * cout)
+
+
+def upsample_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Exactly `upsample_transpose`, as a 3×3 convolution to 4·Cout then depth-to-space."""
+  b, h, w, _ = x.shape
+  cout = kernel.shape[-1]
+  y = jax.lax.conv_general_dilated(
+      x, subpixel_kernel(kernel), window_strides=(1, 1), padding=((1, 1), (1, 1)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  y = y.reshape(b, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(b, 2 * h, 2 * w, cout)
+
+
+def resolve_upsample(method: str) -> str:
+  """'auto' → 'subpixel' on CPU (XLA:CPU transposed convolutions are slow), else 'transpose'."""
+  if method == 'auto':
+    return 'subpixel' if jax.default_backend() == 'cpu' else 'transpose'
+  if method not in ('transpose', 'subpixel'):
+    raise UserError(f"model.upsample='{method}': expected 'auto', 'transpose' or 'subpixel'.")
+  return method
+
+
+class UpConv(nn.Module):
+  """4×4 stride-2 up-convolution; both methods share the `kernel` param layout."""
+
+  features: int
+  method: str = 'transpose'
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', conv_init, (4, 4, x.shape[-1], self.features), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if self.method == 'subpixel':
+      return upsample_subpixel(x, kernel)
+    return upsample_transpose(x, kernel)
+
+
+class ProjectUp(nn.Module):
+  """Transposed convolution of a 1×1 map to n×n (n = kernel size): one matmul."""
+
+  features: int
+  size: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    shape = (self.size, self.size, x.shape[-1], self.features)
+    kernel = self.param('kernel', conv_init, shape, jnp.float32).astype(self.dtype)
+    return jnp.einsum('bc,hwcd->bhwd', x.reshape(x.shape[0], -1).astype(self.dtype), kernel)
+
+
+# ----------------------------------------------------------------------------
+# Generator
+# ----------------------------------------------------------------------------
+
+
+def dcgan_channels(num_layers: int, features: int) -> list[int]:
+  """64, 64, 128, 256, 512 for five layers of 64 features (the released encoder)."""
+  return [features * min(2 ** max(i - 1, 0), 8) for i in range(num_layers)]
+
+
+def _log2_layers(size: int, field: str) -> int:
+  if size < 8 or size & (size - 1):
+    raise UserError(f'{field}={size}: the dcgan networks need a power of two ≥ 8.')
+  return int(math.log2(size // 4))
+
+
+def conv(features: int, kernel: int, stride: int, padding: Any, dtype: Dtype) -> nn.Conv:
+  return nn.Conv(features, (kernel, kernel), (stride, stride), padding=padding, use_bias=False,
+                 kernel_init=conv_init, dtype=dtype)
+
+
+class DCGANEncoder(nn.Module):
+  """4×4 stride-2 convolutions down to 4×4: `[B, S, S, C]` → `[B, 4, 4, 8·features]`."""
+
+  features: int = 64
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    layers = _log2_layers(x.shape[1], 'data.image_size')
+    for i, c in enumerate(dcgan_channels(layers, self.features)):
+      x = conv(c, 4, 2, ((1, 1), (1, 1)), self.dtype)(x)
+      if i > 0:
+        x = batch_norm(train, self.dtype)(x)
+      x = nn.leaky_relu(x, 0.2)
+    return x
+
+
+class AlexNetEncoder(nn.Module):
+  """AlexNet's five convolutions to pool5: `[B, 227, 227, C]` → `[B, 6, 6, 4·features]`.
+
+  BatchNorm stands in for local response normalisation.
+  """
+
+  features: int = 64
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    f = self.features / 64
+    pool = lambda y: nn.max_pool(y, (3, 3), (2, 2))  # noqa: E731
+    x = pool(nn.relu(conv(int(96 * f), 11, 4, 'VALID', self.dtype)(x)))
+    x = batch_norm(train, self.dtype)(x)
+    x = pool(nn.relu(conv(int(256 * f), 5, 1, ((2, 2), (2, 2)), self.dtype)(x)))
+    x = batch_norm(train, self.dtype)(x)
+    x = nn.relu(conv(int(384 * f), 3, 1, ((1, 1), (1, 1)), self.dtype)(x))
+    x = nn.relu(conv(int(384 * f), 3, 1, ((1, 1), (1, 1)), self.dtype)(x))
+    x = nn.relu(conv(int(256 * f), 3, 1, ((1, 1), (1, 1)), self.dtype)(x))
+    return pool(x)
+
+
+class ChannelwiseFC(nn.Module):
+  """The paper's channel-wise fully connected layer, then a 1×1 convolution.
+
+  Each of the m feature maps (n×n) has its own n²×n² dense map (m·n⁴ weights);
+  the 1×1 convolution then mixes channels. `[B, n, n, m]` → `[B, n, n, m]`.
+  """
+
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, h, w, m = x.shape
+    kernel = self.param('kernel', conv_init, (m, h * w, h * w), jnp.float32).astype(self.dtype)
+    bias = self.param('bias', nn.initializers.zeros, (m, h * w), jnp.float32).astype(self.dtype)
+    y = jnp.einsum('bpc,cpq->bcq', x.reshape(b, h * w, m).astype(self.dtype), kernel) + bias
+    y = y.transpose(0, 2, 1).reshape(b, h, w, m)
+    return conv(m, 1, 1, 'VALID', self.dtype)(y)
+
+
+class Generator(nn.Module):
+  """Encoder → bottleneck → decoder.
+
+  Input `[B, H, W, 3 or 4]` (the image with the hole filled, plus the mask
+  channel); output `[B, out, out, 3]` in [-1, 1], `out` = `output_size`.
+  """
+
+  encoder: str = 'dcgan'
+  bottleneck: str = 'conv'
+  bottleneck_dim: int = 4000
+  output_size: int = 64
+  features: int = 64
+  upsample: str = 'transpose'
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    if self.encoder == 'dcgan':
+      x = DCGANEncoder(self.features, self.dtype)(x, train)
+    elif self.encoder == 'alexnet':
+      x = AlexNetEncoder(self.features, self.dtype)(x, train)
+    else:
+      raise UserError(f"model.encoder='{self.encoder}': expected 'dcgan' or 'alexnet'.")
+    n, top = x.shape[1], x.shape[-1]
+    if self.bottleneck == 'conv':
+      x = conv(self.bottleneck_dim, n, 1, 'VALID', self.dtype)(x)
+      x = nn.leaky_relu(batch_norm(train, self.dtype)(x), 0.2)
+      x = ProjectUp(top, n, self.dtype)(x)
+      x = nn.relu(batch_norm(train, self.dtype)(x))
+    elif self.bottleneck == 'channelwise_fc':
+      x = ChannelwiseFC(self.dtype)(x)
+      x = nn.relu(batch_norm(train, self.dtype)(x))
+    else:
+      raise UserError(
+          f"model.bottleneck='{self.bottleneck}': expected 'conv' or 'channelwise_fc'.")
+    ups = max(1, math.ceil(math.log2(self.output_size / n)))
+    for i in range(ups - 1):
+      x = UpConv(max(top >> (i + 1), self.features), self.upsample, self.dtype)(x)
+      x = nn.relu(batch_norm(train, self.dtype)(x))
+    x = jnp.tanh(UpConv(3, self.upsample, self.dtype)(x))
+    if x.shape[1] != self.output_size:
+      x = jax.image.resize(x, (x.shape[0], self.output_size, self.output_size, 3), 'bilinear')
+    return x.astype(jnp.float32)
+
+
+class Discriminator(nn.Module):
+  """DCGAN discriminator: `[B, S, S, 3]` in [-1, 1] → `[B]` float32 logits."""
+
+  features: int = 64
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    i = 0
+    while x.shape[1] >= 8:
+      x = conv(self.features * min(2 ** i, 8), 4, 2, ((1, 1), (1, 1)), self.dtype)(x)
+      if i > 0:
+        x = batch_norm(train, self.dtype)(x)
+      x = nn.leaky_relu(x, 0.2)
+      i += 1
+    x = conv(1, x.shape[1], 1, 'VALID', self.dtype)(x)
+    return x.reshape(x.shape[0]).astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------
+# From config
+# ----------------------------------------------------------------------------
+
+
+def output_size(config: ml_collections.ConfigDict) -> int:
+  """Side of the generator's output: the center hole, or the whole image."""
+  if config.model.output == 'center':
+    return config.mask.hole_size
+  if config.model.output == 'full':
+    return config.data.image_size
+  raise UserError(f"model.output='{config.model.output}': expected 'center' or 'full'.")
+
+
+def compute_dtype(config: ml_collections.ConfigDict) -> Dtype:
+  names = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
+  if config.model.dtype not in names:
+    raise UserError(f"model.dtype='{config.model.dtype}': expected one of {sorted(names)}.")
+  return names[config.model.dtype]
+
+
+def create_models(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
+  """The generator and discriminator that `config.model` describes."""
+  dtype = compute_dtype(config)
+  gen = Generator(
+      encoder=config.model.encoder, bottleneck=config.model.bottleneck,
+      bottleneck_dim=config.model.bottleneck_dim, output_size=output_size(config),
+      features=config.model.gen_features, upsample=resolve_upsample(config.model.upsample),
+      dtype=dtype)
+  disc = Discriminator(features=config.model.disc_features, dtype=dtype)
+  return gen, disc
+
+
+def generator_input(image: jax.Array, mask: jax.Array, fill: jax.Array,
+                    mask_channel: bool) -> jax.Array:
+  """The image with the hole filled by `fill`, plus the mask as a 4th channel.
+
+  Args:
+    image: `[B, H, W, 3]` float32 in [-1, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = missing.
+    fill: `[3]` float32 in [-1, 1], the mean pixel.
+    mask_channel: whether to append the mask.
+  Returns:
+    `[B, H, W, 4]` (or 3) float32.
+  """
+  x = (1.0 - mask) * image + mask * fill
+  return jnp.concatenate([x, mask], axis=-1) if mask_channel else x
+
+
+def param_count(params: Any) -> int:
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))

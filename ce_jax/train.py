@@ -1,0 +1,341 @@
+"""Training loop: mesh → input → state → jitted D+G step → logging, eval, checkpoints."""
+
+import functools
+import io
+import math
+import signal
+import threading
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from clu import metric_writers, periodic_actions
+from etils import epath
+
+from ce_jax import (
+    checkpointing,
+    input_pipeline,
+    losses,
+    masks,
+    metrics,
+    models,
+    parallel,
+    train_state,
+    visualize,
+)
+from ce_jax.errors import UserError
+from ce_jax.train_state import GANState
+
+Metrics = dict[str, jax.Array]
+
+
+# ----------------------------------------------------------------------------
+# Pieces of one step
+# ----------------------------------------------------------------------------
+
+
+def fill_value(config: ml_collections.ConfigDict) -> jax.Array:
+  """The mean pixel, `[3]` float32 in [-1, 1]."""
+  return jnp.asarray(config.data.mean_pixel, jnp.float32) / 127.5 - 1.0
+
+
+def center_box(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(offset, side) of the square the center-output generator predicts."""
+  side = config.mask.hole_size
+  return (config.data.image_size - side) // 2, side
+
+
+def crop(x: jax.Array, offset: int, side: int) -> jax.Array:
+  return x[:, offset:offset + side, offset:offset + side]
+
+
+def full_prediction(config: ml_collections.ConfigDict, out: jax.Array) -> jax.Array:
+  """The generator's output placed on an image-sized canvas `[B, H, W, 3]`."""
+  if config.model.output == 'full':
+    return out
+  offset, side = center_box(config)
+  rest = config.data.image_size - offset - side
+  return jnp.pad(out, ((0, 0), (offset, rest), (offset, rest), (0, 0)))
+
+
+def composite(image: jax.Array, prediction: jax.Array, mask: jax.Array) -> jax.Array:
+  """out = M ⊙ G + (1 − M) ⊙ x, all `[B, H, W, ·]`."""
+  return mask * prediction + (1.0 - mask) * image
+
+
+def _disc_views(config, image, out, mask):
+  """What D sees: (real, fake) patches for 'center'; whole images for 'full'."""
+  if config.model.output == 'center':
+    return crop(image, *center_box(config)), out
+  return image, composite(image, out, mask)
+
+
+def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
+               gen: nn.Module, disc: nn.Module) -> tuple[GANState, Metrics]:
+  """One D update, then one G update against the updated D (pure).
+
+  Args:
+    state: the GAN state.
+    batch: `{'image': [B, H, W, 3] float32 in [-1, 1]}` (and optionally
+      `landmarks`, `mask`, `weight`).
+  Returns:
+    The new state and scalar metrics.
+  """
+  key = jax.random.fold_in(state.rng, state.step)
+  image = batch['image']
+  m = masks.from_config(config.mask, key, batch)
+  x_in = models.generator_input(image, m.mask, fill_value(config), config.model.mask_channel)
+
+  def g_forward(params):
+    variables = {'params': params, 'batch_stats': state.g_batch_stats}
+    return gen.apply(variables, x_in, train=True, mutable=['batch_stats'])
+
+  out, g_vjp, g_updates = jax.vjp(g_forward, state.g_params, has_aux=True)
+  real, fake = _disc_views(config, image, out, m.mask)
+
+  def d_apply(params, batch_stats, x):
+    logit, upd = disc.apply({'params': params, 'batch_stats': batch_stats}, x, train=True,
+                            mutable=['batch_stats'])
+    return logit, upd['batch_stats']
+
+  def d_loss_fn(params):
+    real_logit, stats = d_apply(params, state.d_batch_stats, real)
+    fake_logit, stats = d_apply(params, stats, jax.lax.stop_gradient(fake))
+    loss = losses.discriminator_loss(real_logit=real_logit, fake_logit=fake_logit)
+    return loss, (stats, real_logit, fake_logit)
+
+  (d_loss, (d_stats, real_logit, fake_logit)), d_grads = jax.value_and_grad(
+      d_loss_fn, has_aux=True)(state.d_params)
+  d_updates, d_opt_state = state.d_tx.update(d_grads, state.d_opt_state, state.d_params)
+  d_params = optax.apply_updates(state.d_params, d_updates)
+
+  if config.model.output == 'center':
+    offset, side = center_box(config)
+    target, weight = crop(image, offset, side), crop(m.weight, offset, side)
+  else:
+    target, weight = image, m.weight
+
+  def g_loss_fn(g_out):
+    _, g_fake = _disc_views(config, image, g_out, m.mask)
+    logit, stats = d_apply(d_params, d_stats, g_fake)
+    rec = losses.reconstruction_loss(target=target, prediction=g_out, weight=weight)
+    adv = losses.generator_adversarial_loss(fake_logit=logit)
+    total = losses.joint_loss(rec=rec, adv=adv, rec_weight=config.loss.rec_weight,
+                              adv_weight=config.loss.adv_weight)
+    return total, (rec, adv, stats)
+
+  (g_loss, (rec, adv, d_stats)), g_out_grad = jax.value_and_grad(
+      g_loss_fn, has_aux=True)(out)
+  (g_grads,) = g_vjp(g_out_grad)
+  g_updates_opt, g_opt_state = state.g_tx.update(g_grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, g_updates_opt)
+
+  new_state = state.replace(
+      step=state.step + 1, g_params=g_params, g_batch_stats=g_updates['batch_stats'],
+      g_opt_state=g_opt_state, d_params=d_params, d_batch_stats=d_stats,
+      d_opt_state=d_opt_state)
+  out_metrics = {
+      'd_loss': d_loss, 'g_loss': g_loss, 'rec_loss': rec, 'adv_loss': adv,
+      'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
+      'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)),
+      'g_grad_norm': optax.global_norm(g_grads), 'd_grad_norm': optax.global_norm(d_grads),
+      'g_param_norm': optax.global_norm(g_params),
+  }
+  return new_state, out_metrics
+
+
+def eval_step(state: GANState, image: jax.Array, key: jax.Array, *,
+              config: ml_collections.ConfigDict, gen: nn.Module) -> dict[str, jax.Array]:
+  """Completion of `image` `[B, H, W, 3]` under masks drawn from `key` (pure).
+
+  Returns `masked`, `completion` (`[B, H, W, 3]` in [-1, 1]) and per-image
+  `hole_psnr` `[B]` (dB, on images in [0, 1]).
+  """
+  m = masks.from_config(config.mask, key, {'image': image})
+  fill = fill_value(config)
+  x_in = models.generator_input(image, m.mask, fill, config.model.mask_channel)
+  variables = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
+  out = gen.apply(variables, x_in, train=False)
+  completion = composite(image, full_prediction(config, out), m.mask)
+  psnr = metrics.hole_psnr(metrics.to_unit(completion), metrics.to_unit(image), m.mask)
+  return {'masked': x_in[..., :3], 'completion': completion, 'hole_psnr': psnr}
+
+
+# ----------------------------------------------------------------------------
+# Loop helpers
+# ----------------------------------------------------------------------------
+
+
+class PreemptionFlag:
+  """Set by SIGTERM (TPU preemption, `kill`): the loop saves and exits cleanly."""
+
+  def __init__(self):
+    self.set = False
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    else:
+      self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning('SIGTERM received: saving a checkpoint and stopping.')
+    self.set = True
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def evaluate(state: GANState, images: np.ndarray, eval_fn, config: ml_collections.ConfigDict,
+             sharding) -> tuple[float, dict[str, np.ndarray]]:
+  """Mean held-out hole PSNR over `images`, and the first chunk's outputs.
+
+  Chunks of the global batch size run under masks fixed by `mask.eval_seed`.
+  """
+  local = config.train.batch_size // jax.process_count()
+  key = jax.random.PRNGKey(config.mask.eval_seed)
+  total, count, first = 0.0, 0, None
+  for i, start in enumerate(range(0, len(images), local)):
+    chunk = images[start:start + local]
+    valid = len(chunk)
+    chunk = np.concatenate([chunk, np.zeros((local - valid, *chunk.shape[1:]), chunk.dtype)])
+    valid_mask = np.arange(local) < valid
+    batch = parallel.global_batch({'image': chunk, 'valid': valid_mask}, sharding)
+    out = eval_fn(state, batch['image'], jax.random.fold_in(key, i))
+    psnr = jnp.where(batch['valid'], out['hole_psnr'], 0.0)
+    total += float(jnp.sum(psnr))
+    count += int(jnp.sum(batch['valid']))
+    if first is None:
+      first = out
+  return total / max(count, 1), first
+
+
+def write_samples(workdir: str, writer, step: int, out: dict[str, jax.Array],
+                  images: jax.Array, num: int) -> None:
+  """PNG grid (masked | completion | original) of the first `num` eval images."""
+  pick = lambda x: np.asarray(jax.device_get(x))[:num]  # noqa: E731
+  grid = visualize.grid(pick(out['masked']), pick(out['completion']), pick(images))
+  if jax.process_index() == 0:
+    directory = epath.Path(workdir) / 'samples'
+    directory.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    visualize.save_png(grid, buf)
+    (directory / f'step_{step:06d}.png').write_bytes(buf.getvalue())
+  writer.write_images(step, {'samples': grid[None]})
+
+
+def check_finite(history: list[Metrics], manager, step: int) -> dict[str, float]:
+  """Mean of the metrics since the last call; a clear error on NaN or Inf."""
+  fetched = jax.device_get(history)
+  means = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+  for i, m in enumerate(fetched):
+    bad = [k for k, v in m.items() if not math.isfinite(float(v))]
+    if bad:
+      bad_step = step - len(fetched) + 1 + i
+      last = manager.latest_step()
+      where = (f'the last good checkpoint is step {last} in {manager.directory}'
+               if last is not None else 'no checkpoint was written before it')
+      raise UserError(f'Training diverged at step {bad_step}: {", ".join(bad)} became NaN/Inf; '
+                      f'{where} (not overwritten). Lower optim.d_lr or check the data.')
+  return means
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Cross-field checks that would otherwise fail deep inside JAX."""
+  t = config.train
+  for field in ('num_steps', 'log_every', 'eval_every', 'sample_every', 'checkpoint_every',
+                'keep_checkpoints'):
+    if t[field] <= 0:
+      raise UserError(f'train.{field}={t[field]}: expected a positive integer.')
+  if config.model.output == 'center' and config.mask.kind != 'center':
+    raise UserError(f"model.output='center' predicts only the center square, but "
+                    f"mask.kind='{config.mask.kind}': use model.output='full'.")
+  if config.mask.kind not in masks.KINDS:
+    raise UserError(f"mask.kind='{config.mask.kind}': expected one of {masks.KINDS}.")
+  models.output_size(config)
+  models.compute_dtype(config)
+
+
+# ----------------------------------------------------------------------------
+# train_and_evaluate
+# ----------------------------------------------------------------------------
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
+  """Trains (resuming from `workdir` if it holds checkpoints) and returns the final state."""
+  validate(config)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  if jax.process_index() == 0:
+    writer.write_hparams({k: str(v) for k, v in config.items()})
+
+  # --- Mesh and shardings.
+  mesh = parallel.create_mesh()
+  repl, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  local_batch = parallel.local_batch_size(config.train.batch_size)
+
+  # --- State: sharded init, then the latest checkpoint if there is one.
+  gen, disc = models.create_models(config)
+  init = jax.jit(functools.partial(train_state.create, config), out_shardings=repl)
+  state = init(jax.random.PRNGKey(config.seed))
+  logging.info('Generator: %s params; discriminator: %s params.',
+               f'{models.param_count(state.g_params):,}',
+               f'{models.param_count(state.d_params):,}')
+  manager = checkpointing.create_manager(workdir, config.train.keep_checkpoints)
+  state = checkpointing.restore_or_init(manager, state)
+  start = int(jax.device_get(state.step))
+  if start:
+    logging.info('Resumed from step %d in %s.', start, manager.directory)
+
+  # --- Input, from where the run stands.
+  inputs = input_pipeline.create_input(config, local_batch, start_step=start)
+  batches = parallel.prefetch(inputs.train, data)
+
+  # --- Compiled functions.
+  step_fn = jax.jit(functools.partial(train_step, config=config, gen=gen, disc=disc),
+                    in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(eval_step, config=config, gen=gen),
+                    in_shardings=(repl, data, repl), out_shardings=data)
+
+  # --- Loop.
+  t = config.train
+  report = periodic_actions.ReportProgress(num_train_steps=t.num_steps, writer=writer,
+                                           every_steps=t.log_every)
+  preempted = PreemptionFlag()
+  history: list[Metrics] = []
+  step = start
+  try:
+    while step < t.num_steps and not preempted.set:
+      with jax.profiler.StepTraceAnnotation('train', step_num=step):
+        state, step_metrics = step_fn(state, next(batches))
+      step += 1
+      history.append(step_metrics)
+      report(step)
+      last = step == t.num_steps
+      saving = step % t.checkpoint_every == 0 or last or preempted.set
+      if step % t.log_every == 0 or saving:
+        writer.write_scalars(step, check_finite(history, manager, step))
+        history = []
+      if step % t.eval_every == 0 or last:
+        with report.timed('eval'):
+          psnr, out = evaluate(state, inputs.eval_images, eval_fn, config, data)
+        writer.write_scalars(step, {'eval_hole_psnr': psnr})
+      if step % t.sample_every == 0 or last:
+        _, out = evaluate(state, inputs.eval_images[:local_batch], eval_fn, config, data)
+        write_samples(workdir, writer, step, out, inputs.eval_images, t.num_samples)
+      if saving:
+        with report.timed('checkpoint'):
+          checkpointing.save(manager, state)
+    if preempted.set and history:
+      writer.write_scalars(step, check_finite(history, manager, step))
+      checkpointing.save(manager, state)
+  finally:
+    manager.wait_until_finished()
+    preempted.restore()
+    writer.flush()
+  return state

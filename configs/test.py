@@ -1,0 +1,28 @@
+"""Tiny configuration for tests: 32×32 images, narrow networks, a few steps.
+
+  python -m ce_jax.main --config=configs/test.py --workdir=/tmp/ce_test
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = default.get_config()
+  config.data.image_size = 32
+  config.data.resize_shorter = 48
+  config.data.num_eval_examples = 8
+  config.mask.hole_size = 16
+  config.mask.overlap = 2
+  config.model.bottleneck_dim = 32
+  config.model.gen_features = 8
+  config.model.disc_features = 8
+  config.train.batch_size = 8
+  config.train.num_steps = 4
+  config.train.log_every = 2
+  config.train.eval_every = 4
+  config.train.sample_every = 4
+  config.train.checkpoint_every = 2
+  config.train.num_samples = 4
+  return config
