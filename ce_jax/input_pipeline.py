@@ -244,7 +244,8 @@ def eval_examples(source: Source, config: ml_collections.ConfigDict, num: int,
     image = random_crop_flip(item_at(i % count), size, crop_seed, flip=False)
     return to_signed(image)
 
-  ds = tf.data.Dataset.range(num).map(example, deterministic=True)
+  ds = tf.data.Dataset.range(num).map(example, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
   ds = ds.ignore_errors(log_warning=True).batch(max(num, 1))
   return next(iter(ds)).numpy()
 

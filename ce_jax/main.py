@@ -1,5 +1,6 @@
 """python -m ce_jax.main --config=configs/default.py --workdir=DIR [--config.train.batch_size=8]"""
 
+import logging as py_logging
 import os
 import sys
 
@@ -38,8 +39,16 @@ def main(argv: list[str]) -> None:
     sys.exit(2)
 
 
+class _QuietCheckpointer(py_logging.Filter):
+  """Drops Orbax's per-save INFO chatter; its warnings and errors still show."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or '/orbax/' not in record.pathname
+
+
 def run() -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  logging.get_absl_handler().addFilter(_QuietCheckpointer())
   app.run(main)
 
 

@@ -5,7 +5,6 @@ import io
 import math
 import signal
 import threading
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -18,15 +17,15 @@ from clu import metric_writers, periodic_actions
 from etils import epath
 
 from ce_jax import (
-    checkpointing,
-    input_pipeline,
-    losses,
-    masks,
-    metrics,
-    models,
-    parallel,
-    train_state,
-    visualize,
+  checkpointing,
+  input_pipeline,
+  losses,
+  masks,
+  metrics,
+  models,
+  parallel,
+  train_state,
+  visualize,
 )
 from ce_jax.errors import UserError
 from ce_jax.train_state import GANState
@@ -245,6 +244,17 @@ def check_finite(history: list[Metrics], manager, step: int) -> dict[str, float]
   return means
 
 
+def flat_config(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, object]:
+  """`{'train.batch_size': 16, ...}` for the hyperparameter log."""
+  out = {}
+  for k, v in config.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      out.update(flat_config(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v if isinstance(v, int | float | str | bool) else str(v)
+  return out
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Cross-field checks that would otherwise fail deep inside JAX."""
   t = config.train
@@ -272,7 +282,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if jax.process_index() == 0:
-    writer.write_hparams({k: str(v) for k, v in config.items()})
+    writer.write_hparams(flat_config(config))
 
   # --- Mesh and shardings.
   mesh = parallel.create_mesh()
