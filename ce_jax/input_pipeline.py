@@ -232,8 +232,8 @@ def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size:
 
 
 def eval_examples(source: Source, config: ml_collections.ConfigDict, num: int,
-                  seed: int) -> np.ndarray:
-  """`num` fixed crops of the eval items, `[num, S, S, 3]` float32 in [-1, 1]."""
+                  seed: int) -> dict[str, np.ndarray]:
+  """`num` fixed crops of the eval items: `{'image': [num, S, S, 3] float32 in [-1, 1]}`."""
   data = config.data
   size = data.image_size
   count = len(source.photos or source.files)
@@ -242,12 +242,12 @@ def eval_examples(source: Source, config: ml_collections.ConfigDict, num: int,
   def example(i):
     crop_seed = tf.stack([tf.cast(seed, tf.int64), i])
     image = random_crop_flip(item_at(i % count), size, crop_seed, flip=False)
-    return to_signed(image)
+    return {'image': to_signed(image)}
 
   ds = tf.data.Dataset.range(num).map(example, num_parallel_calls=tf.data.AUTOTUNE,
                                       deterministic=True)
   ds = ds.ignore_errors(log_warning=True).batch(max(num, 1))
-  return next(iter(ds)).numpy()
+  return next(ds.as_numpy_iterator())
 
 
 @dataclasses.dataclass
@@ -255,7 +255,9 @@ class Input:
   """What training needs: the process-local train iterator and eval images."""
 
   train: Iterator[dict[str, np.ndarray]]
-  eval_images: np.ndarray  # [N_local, S, S, 3] float32 in [-1, 1]
+  # This process's share of the fixed eval examples, e.g.
+  # {'image': [N_local, S, S, 3] float32 in [-1, 1]}.
+  eval_batch: dict[str, np.ndarray]
   num_train_items: int
 
 
@@ -268,12 +270,12 @@ def create_input(config: ml_collections.ConfigDict, local_batch_size: int,
   ds = train_dataset(train, config, local_batch_size, seed=config.seed * count + index,
                      start_index=start_step * local_batch_size)
   n_eval = config.data.num_eval_examples
-  eval_images = eval_examples(evals, config, n_eval, seed=config.mask.eval_seed)
-  eval_images = eval_images[index::count]
+  eval_batch = eval_examples(evals, config, n_eval, seed=config.mask.eval_seed)
+  eval_batch = {k: v[index::count] for k, v in eval_batch.items()}
   logging.info('Input: %d train %s (this process), %d eval crops.',
                len(train.photos or train.files), 'photos' if train.photos else 'files',
-               len(eval_images))
-  return Input(ds.as_numpy_iterator(), eval_images, len(train.photos or train.files))
+               len(eval_batch['image']))
+  return Input(ds.as_numpy_iterator(), eval_batch, len(train.photos or train.files))
 
 
 def describe(batch: dict[str, Any]) -> str:

@@ -14,7 +14,14 @@ def to_unit(x: jax.Array) -> jax.Array:
 
 
 def hole_mse(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
-  """Per-image MSE over the hole. `a`, `b`: `[B, H, W, C]` in [0, 1]; mask `[B, H, W, 1]` → `[B]`."""
+  """Per-image MSE over the hole.
+
+  Args:
+    a, b: `[B, H, W, C]` float32 in [0, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+  Returns:
+    `[B]` float32.
+  """
   sq = jnp.square(a - b) * mask
   return jnp.sum(sq, axis=(1, 2, 3)) / jnp.maximum(jnp.sum(mask, axis=(1, 2, 3)) * a.shape[-1], 1)
 

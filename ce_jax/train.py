@@ -148,21 +148,22 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
   return new_state, out_metrics
 
 
-def eval_step(state: GANState, image: jax.Array, key: jax.Array, *,
+def eval_step(state: GANState, batch: dict[str, jax.Array], key: jax.Array, *,
               config: ml_collections.ConfigDict, gen: nn.Module) -> dict[str, jax.Array]:
-  """Completion of `image` `[B, H, W, 3]` under masks drawn from `key` (pure).
+  """Completion of `batch['image']` `[B, H, W, 3]` under masks drawn from `key` (pure).
 
-  Returns `masked`, `completion` (`[B, H, W, 3]` in [-1, 1]) and per-image
-  `hole_psnr` `[B]` (dB, on images in [0, 1]).
+  Returns `masked`, `completion` (`[B, H, W, 3]` in [-1, 1]), `mask`
+  `[B, H, W, 1]` and per-image `hole_psnr` `[B]` (dB, on images in [0, 1]).
   """
-  m = masks.from_config(config.mask, key, {'image': image})
+  image = batch['image']
+  m = masks.from_config(config.mask, key, batch)
   fill = fill_value(config)
   x_in = models.generator_input(image, m.mask, fill, config.model.mask_channel)
   variables = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
   out = gen.apply(variables, x_in, train=False)
   completion = composite(image, full_prediction(config, out), m.mask)
   psnr = metrics.hole_psnr(metrics.to_unit(completion), metrics.to_unit(image), m.mask)
-  return {'masked': x_in[..., :3], 'completion': completion, 'hole_psnr': psnr}
+  return {'masked': x_in[..., :3], 'completion': completion, 'mask': m.mask, 'hole_psnr': psnr}
 
 
 # ----------------------------------------------------------------------------
@@ -190,22 +191,33 @@ class PreemptionFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def evaluate(state: GANState, images: np.ndarray, eval_fn, config: ml_collections.ConfigDict,
-             sharding) -> tuple[float, dict[str, np.ndarray]]:
-  """Mean held-out hole PSNR over `images`, and the first chunk's outputs.
+def eval_chunks(examples: dict[str, np.ndarray], local: int):
+  """Splits process-local eval examples into `local`-sized chunks, the last zero-padded.
+
+  Each chunk gains `valid` `[local]` bool, False on padding.
+  """
+  n = len(examples['image'])
+  for start in range(0, n, local):
+    chunk = {}
+    for k, v in examples.items():
+      part = v[start:start + local]
+      chunk[k] = np.concatenate([part, np.zeros((local - len(part), *part.shape[1:]), v.dtype)])
+    chunk['valid'] = np.arange(local) < min(local, n - start)
+    yield chunk
+
+
+def evaluate(state: GANState, examples: dict[str, np.ndarray], eval_fn,
+             config: ml_collections.ConfigDict, sharding) -> tuple[float, dict[str, jax.Array]]:
+  """Mean held-out hole PSNR over `examples`, and the first chunk's outputs.
 
   Chunks of the global batch size run under masks fixed by `mask.eval_seed`.
   """
   local = config.train.batch_size // jax.process_count()
   key = jax.random.PRNGKey(config.mask.eval_seed)
   total, count, first = 0.0, 0, None
-  for i, start in enumerate(range(0, len(images), local)):
-    chunk = images[start:start + local]
-    valid = len(chunk)
-    chunk = np.concatenate([chunk, np.zeros((local - valid, *chunk.shape[1:]), chunk.dtype)])
-    valid_mask = np.arange(local) < valid
-    batch = parallel.global_batch({'image': chunk, 'valid': valid_mask}, sharding)
-    out = eval_fn(state, batch['image'], jax.random.fold_in(key, i))
+  for i, chunk in enumerate(eval_chunks(examples, local)):
+    batch = parallel.global_batch(chunk, sharding)
+    out = eval_fn(state, batch, jax.random.fold_in(key, i))
     psnr = jnp.where(batch['valid'], out['hole_psnr'], 0.0)
     total += float(jnp.sum(psnr))
     count += int(jnp.sum(batch['valid']))
@@ -215,7 +227,7 @@ def evaluate(state: GANState, images: np.ndarray, eval_fn, config: ml_collection
 
 
 def write_samples(workdir: str, writer, step: int, out: dict[str, jax.Array],
-                  images: jax.Array, num: int) -> None:
+                  images: np.ndarray, num: int) -> None:
   """PNG grid (masked | completion | original) of the first `num` eval images."""
   pick = lambda x: np.asarray(jax.device_get(x))[:num]  # noqa: E731
   grid = visualize.grid(pick(out['masked']), pick(out['completion']), pick(images))
@@ -333,11 +345,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
         history = []
       if step % t.eval_every == 0 or last:
         with report.timed('eval'):
-          psnr, out = evaluate(state, inputs.eval_images, eval_fn, config, data)
+          psnr, out = evaluate(state, inputs.eval_batch, eval_fn, config, data)
         writer.write_scalars(step, {'eval_hole_psnr': psnr})
       if step % t.sample_every == 0 or last:
-        _, out = evaluate(state, inputs.eval_images[:local_batch], eval_fn, config, data)
-        write_samples(workdir, writer, step, out, inputs.eval_images, t.num_samples)
+        first = {k: v[:local_batch] for k, v in inputs.eval_batch.items()}
+        _, out = evaluate(state, first, eval_fn, config, data)
+        write_samples(workdir, writer, step, out, first['image'], t.num_samples)
       if saving:
         with report.timed('checkpoint'):
           checkpointing.save(manager, state)
