@@ -2,6 +2,7 @@
 
 import logging as py_logging
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -32,7 +33,13 @@ def main(argv: list[str]) -> None:
   logging.info('Process %d of %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    config = FLAGS.config
+    config.keys()  # A config file that failed to load raises here.
+  except OSError as e:
+    print(f'error: --config: {" ".join(str(e).split())}', file=sys.stderr)
+    sys.exit(2)
+  try:
+    train.train_and_evaluate(config, FLAGS.workdir)
   except UserError as e:
     logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
@@ -46,10 +53,32 @@ class _QuietCheckpointer(py_logging.Filter):
     return record.levelno >= py_logging.WARNING or '/orbax/' not in record.pathname
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with config-file and config-override mistakes as one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    message = str(e)
+  except (AttributeError, KeyError, OSError, TypeError, ValueError) as e:
+    # ml_collections raises these for a bad override such as a misspelled field.
+    message = ' '.join(str(e).replace('\\n', ' ').replace('\\', '').split())
+    key = re.search(r"'(\w+)", str(e))
+    overrides = [a for a in argv if a.startswith('--config.')]
+    override = next((a for a in overrides if key and f'.{key.group(1)}' in a), '')
+    if override and isinstance(e, AttributeError | KeyError):
+      field = override.split('=', 1)[0][len('--config.'):]
+      message = f'--config.{field}: no such config field.'
+      hint = re.search(r'Did you mean "(\w+)"', str(e))
+      if hint:
+        message += f' Did you mean --config.{field.rpartition(".")[0]}.{hint.group(1)}?'
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
 def run() -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   logging.get_absl_handler().addFilter(_QuietCheckpointer())
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == '__main__':
