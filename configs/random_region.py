@@ -1,0 +1,20 @@
+"""Random-region masks with full-image output (the paper's general setting).
+
+The hole is a smooth random blob covering 20–30 % of each 128×128 crop; the
+generator predicts the whole image and the discriminator sees the whole
+composited image.
+
+  python -m ce_jax.main --config=configs/random_region.py --workdir=/tmp/ce_region
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = default.get_config()
+  config.mask.kind = 'random_region'
+  config.mask.region_coverage = (0.2, 0.3)
+  config.model.output = 'full'
+  return config

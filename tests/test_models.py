@@ -1,0 +1,68 @@
+"""Model shapes for every encoder/bottleneck/output combination, and the paper's size."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from ce_jax import models, train_state
+from configs import default
+
+
+def shapes(config):
+  """Abstract state (no allocation) → (G output shape, D output shape, G params)."""
+  state = jax.eval_shape(lambda: train_state.create(config, jax.random.PRNGKey(0)))
+  gen, disc = models.create_models(config)
+  size = config.data.image_size
+  x = jax.ShapeDtypeStruct((2, size, size, 4 if config.model.mask_channel else 3), jnp.float32)
+  g_vars = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
+  out = jax.eval_shape(lambda v, x: gen.apply(v, x, train=False), g_vars, x)
+  d_vars = {'params': state.d_params, 'batch_stats': state.d_batch_stats}
+  logit = jax.eval_shape(lambda v, x: disc.apply(v, x, train=False), d_vars, out)
+  return out.shape, logit.shape, models.param_count(state.g_params)
+
+
+@pytest.mark.parametrize('encoder,bottleneck,output', list(itertools.product(
+    ['dcgan', 'alexnet'], ['conv', 'channelwise_fc'], ['center', 'full'])))
+def test_output_shapes(encoder, bottleneck, output):
+  config = default.get_config()
+  config.model.encoder, config.model.bottleneck, config.model.output = encoder, bottleneck, output
+  if encoder == 'alexnet':
+    config.data.image_size, config.mask.hole_size = 227, 113
+  size = config.data.image_size if output == 'full' else config.mask.hole_size
+  g_shape, d_shape, _ = shapes(config)
+  assert g_shape == (2, size, size, 3)
+  assert d_shape == (2,)
+
+
+def test_released_generator_has_71m_params():
+  _, _, count = shapes(default.get_config())
+  # 5 encoder convs + 4×4×512×4000 bottleneck + its transposed twin + 4 up-convs + BatchNorms.
+  convs = 16 * (4 * 64 + 64 * 64 + 64 * 128 + 128 * 256 + 256 * 512 + 2 * 512 * 4000 +
+                512 * 256 + 256 * 128 + 128 * 64 + 64 * 3)
+  norms = 2 * (64 + 128 + 256 + 512 + 4000 + 512 + 256 + 128 + 64)
+  assert count == convs + norms
+  assert 71.0e6 < count < 71.2e6
+
+
+def test_channelwise_fc_params_scale_as_m_n4():
+  config = default.get_config()
+  config.model.bottleneck = 'channelwise_fc'
+  state = jax.eval_shape(lambda: train_state.create(config, jax.random.PRNGKey(0)))
+  fc = state.g_params['ChannelwiseFC_0']
+  assert fc['kernel'].shape == (512, 16, 16)  # m · n² · n² with m = 512, n = 4
+  assert fc['Conv_0']['kernel'].shape == (1, 1, 512, 512)
+
+
+def test_output_in_tanh_range_and_mask_channel_matters():
+  config = default.get_config()
+  config.data.image_size, config.mask.hole_size = 32, 16
+  config.model.gen_features, config.model.bottleneck_dim = 8, 16
+  gen, _ = models.create_models(config)
+  x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 4), minval=-1, maxval=1)
+  v = gen.init(jax.random.key(1), x, train=False)
+  y = gen.apply(v, x, train=False)
+  assert float(jnp.abs(y).max()) <= 1.0
+  y2 = gen.apply(v, x.at[..., 3].set(0.0), train=False)
+  assert float(jnp.abs(y - y2).max()) > 0
