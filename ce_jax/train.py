@@ -142,8 +142,8 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
       'd_loss': d_loss, 'g_loss': g_loss, 'rec_loss': rec, 'adv_loss': adv,
       'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
       'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)),
-      'g_grad_norm': optax.global_norm(g_grads), 'd_grad_norm': optax.global_norm(d_grads),
-      'g_param_norm': optax.global_norm(g_params),
+      'g_grad_norm': optax.tree.norm(g_grads), 'd_grad_norm': optax.tree.norm(d_grads),
+      'g_param_norm': optax.tree.norm(g_params),
   }
   return new_state, out_metrics
 
@@ -191,18 +191,20 @@ class PreemptionFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def eval_chunks(examples: dict[str, np.ndarray], local: int):
-  """Splits process-local eval examples into `local`-sized chunks, the last zero-padded.
+def eval_chunks(examples: dict[str, np.ndarray], local: int, num_chunks: int | None = None):
+  """Splits process-local eval examples into `local`-sized chunks, zero-padded.
 
-  Each chunk gains `valid` `[local]` bool, False on padding.
+  Yields `num_chunks` chunks (default: as many as the examples fill). Each
+  gains `valid` `[local]` bool, False on padding.
   """
   n = len(examples['image'])
-  for start in range(0, n, local):
+  num_chunks = -(-n // local) if num_chunks is None else num_chunks
+  for start in range(0, num_chunks * local, local):
     chunk = {}
     for k, v in examples.items():
       part = v[start:start + local]
       chunk[k] = np.concatenate([part, np.zeros((local - len(part), *part.shape[1:]), v.dtype)])
-    chunk['valid'] = np.arange(local) < min(local, n - start)
+    chunk['valid'] = np.arange(local) < n - start
     yield chunk
 
 
@@ -210,27 +212,33 @@ def evaluate(state: GANState, examples: dict[str, np.ndarray], eval_fn,
              config: ml_collections.ConfigDict, sharding) -> tuple[float, dict[str, jax.Array]]:
   """Mean held-out hole PSNR over `examples`, and the first chunk's outputs.
 
-  Chunks of the global batch size run under masks fixed by `mask.eval_seed`.
+  Chunks of the global batch size run under masks fixed by `mask.eval_seed`;
+  every process runs as many as the one with the most examples needs. The
+  first chunk's outputs gain its global `image` and `valid`.
   """
   local = config.train.batch_size // jax.process_count()
+  num_chunks = parallel.process_max(-(-len(examples['image']) // local))
   key = jax.random.PRNGKey(config.mask.eval_seed)
   total, count, first = 0.0, 0, None
-  for i, chunk in enumerate(eval_chunks(examples, local)):
+  for i, chunk in enumerate(eval_chunks(examples, local, num_chunks)):
     batch = parallel.global_batch(chunk, sharding)
     out = eval_fn(state, batch, jax.random.fold_in(key, i))
     psnr = jnp.where(batch['valid'], out['hole_psnr'], 0.0)
     total += float(jnp.sum(psnr))
     count += int(jnp.sum(batch['valid']))
     if first is None:
-      first = out
+      first = {**out, 'image': batch['image'], 'valid': batch['valid']}
   return total / max(count, 1), first
 
 
-def write_samples(workdir: str, writer, step: int, out: dict[str, jax.Array],
-                  images: np.ndarray, num: int) -> None:
-  """PNG grid (masked | completion | original) of the first `num` eval images."""
-  pick = lambda x: np.asarray(jax.device_get(x))[:num]  # noqa: E731
-  grid = visualize.grid(pick(out['masked']), pick(out['completion']), pick(images))
+def write_samples(workdir: str, writer, step: int, out: dict[str, jax.Array], num: int) -> None:
+  """PNG grid (masked | completion | original) of the first `num` valid eval images.
+
+  `out` is `evaluate`'s first chunk. Every process calls this; process 0 writes.
+  """
+  valid = parallel.fetch(out['valid'])
+  pick = lambda x: parallel.fetch(x)[valid][:num]  # noqa: E731
+  grid = visualize.grid(pick(out['masked']), pick(out['completion']), pick(out['image']))
   if jax.process_index() == 0:
     directory = epath.Path(workdir) / 'samples'
     directory.mkdir(parents=True, exist_ok=True)
@@ -309,6 +317,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
                f'{models.param_count(state.g_params):,}',
                f'{models.param_count(state.d_params):,}')
   manager = checkpointing.create_manager(workdir, config.train.keep_checkpoints)
+  best_manager = checkpointing.create_best_manager(workdir)
   state = checkpointing.restore_or_init(manager, state)
   start = int(jax.device_get(state.step))
   if start:
@@ -347,10 +356,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
         with report.timed('eval'):
           psnr, out = evaluate(state, inputs.eval_batch, eval_fn, config, data)
         writer.write_scalars(step, {'eval_hole_psnr': psnr})
+        checkpointing.save_if_best(best_manager, state, psnr)
       if step % t.sample_every == 0 or last:
         first = {k: v[:local_batch] for k, v in inputs.eval_batch.items()}
         _, out = evaluate(state, first, eval_fn, config, data)
-        write_samples(workdir, writer, step, out, first['image'], t.num_samples)
+        write_samples(workdir, writer, step, out, t.num_samples)
       if saving:
         with report.timed('checkpoint'):
           checkpointing.save(manager, state)
@@ -359,6 +369,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
       checkpointing.save(manager, state)
   finally:
     manager.wait_until_finished()
+    best_manager.wait_until_finished()
     preempted.restore()
     writer.flush()
   return state

@@ -1,0 +1,180 @@
+"""End-to-end training on `configs/test.py`: parallelism, resume, CLI, failure paths."""
+
+import glob
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from ce_jax import checkpointing, train, train_state
+from ce_jax.errors import UserError
+from configs import test as test_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config(**train_overrides):
+  c = test_config.get_config()
+  for k, v in train_overrides.items():
+    setattr(c.train, k, v)
+  return c
+
+
+def scalars(workdir):
+  """{tag: {step: value}} from the TensorBoard event files of `workdir`."""
+  out = {}
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == 'scalars':
+          out.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+  return out
+
+
+def restore(workdir, cfg, step=None):
+  template = train_state.create(cfg, jax.random.PRNGKey(0))
+  manager = checkpointing.create_manager(workdir, 2)
+  return checkpointing.restore_or_init(manager, template, step)
+
+
+def run_python(code, devices, timeout=300):
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+             PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+def assert_trees_close(a, b, **tol):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tol)
+
+
+@pytest.fixture(scope='module')
+def eight_device_run(tmp_path_factory):
+  """Four steps on the eight simulated devices, with a checkpoint every two."""
+  assert jax.device_count() == 8
+  workdir = str(tmp_path_factory.mktemp('eight'))
+  state = train.train_and_evaluate(config(log_every=1), workdir)
+  return workdir, state
+
+
+def test_eight_devices_match_one_device(eight_device_run, tmp_path):
+  workdir8, state8 = eight_device_run
+  workdir1 = str(tmp_path / 'one')
+  code = ('import jax; from ce_jax import train; from configs import test; '
+          'c = test.get_config(); c.train.log_every = 1; assert jax.device_count() == 1; '
+          f'train.train_and_evaluate(c, {workdir1!r})')
+  result = run_python(code, devices=1)
+  assert result.returncode == 0, result.stderr[-3000:]
+  s8, s1 = scalars(workdir8), scalars(workdir1)
+  for tag in ('d_loss', 'g_loss', 'rec_loss', 'adv_loss'):
+    assert sorted(s8[tag]) == sorted(s1[tag]) == [1, 2, 3, 4]
+    for step in s8[tag]:
+      # Same math; only the order of the cross-device reductions differs.
+      np.testing.assert_allclose(s8[tag][step], s1[tag][step], rtol=2e-4, atol=1e-6)
+  state1 = restore(workdir1, config())
+  assert int(state1.step) == 4
+  assert_trees_close(state8.g_params, state1.g_params, rtol=1e-3, atol=1e-5)
+  assert_trees_close(state8.d_params, state1.d_params, rtol=1e-3, atol=1e-5)
+
+
+def test_interrupted_run_ends_like_uninterrupted(eight_device_run, tmp_path):
+  _, full = eight_device_run
+  workdir = str(tmp_path / 'resumed')
+  halfway = train.train_and_evaluate(config(num_steps=2), workdir)
+  assert int(halfway.step) == 2
+  assert not jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(a, b), halfway.g_params,
+                                       full.g_params))
+  resumed = train.train_and_evaluate(config(num_steps=4), workdir)
+  assert int(resumed.step) == 4
+  assert_trees_close(resumed.g_params, full.g_params, rtol=1e-6, atol=1e-7)
+  assert_trees_close(resumed.d_params, full.d_params, rtol=1e-6, atol=1e-7)
+  assert_trees_close(resumed.g_opt_state, full.g_opt_state, rtol=1e-6, atol=1e-7)
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(config(num_steps=2), workdir)
+  bad = config(num_steps=4, log_every=1)
+  bad.optim.d_lr = math.inf
+  with pytest.raises(UserError, match=r'diverged at step 3: .*last good checkpoint is step 2'):
+    train.train_and_evaluate(bad, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
+  good = restore(workdir, config())
+  assert int(good.step) == 2
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(good.g_params))
+
+
+def test_missing_image_folder_names_the_field(tmp_path):
+  c = config()
+  c.data.source = 'folder'
+  c.data.folder = str(tmp_path / 'no_such_dir')
+  with pytest.raises(UserError, match=r"data.folder='.*no_such_dir' is not a folder"):
+    train.train_and_evaluate(c, str(tmp_path / 'work'))
+
+
+def test_bad_batch_size_names_the_field(tmp_path):
+  with pytest.raises(UserError, match=r'train.batch_size=12 must be a positive multiple of the 8'):
+    train.train_and_evaluate(config(batch_size=12), str(tmp_path))
+
+
+def main_command(workdir, *overrides):
+  return [sys.executable, '-m', 'ce_jax.main', '--config=configs/test.py',
+          f'--workdir={workdir}', *overrides]
+
+
+def test_main_leaves_checkpoint_events_and_png_grid(tmp_path):
+  workdir = tmp_path / 'main'
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  result = subprocess.run(main_command(workdir), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['2', '4']
+  s = scalars(str(workdir))
+  assert set(s['d_loss']) == {2, 4} and 4 in s['eval_hole_psnr']
+  assert 5 < s['eval_hole_psnr'][4] < 60
+  grid = np.asarray(Image.open(workdir / 'samples' / 'step_000004.png'))
+  # Four rows of (masked | completion | original) 32×32 tiles with 2-px gaps.
+  assert grid.shape == (4 * 34 - 2, 3 * 34 - 2, 3)
+  masked, original = grid[:32, :32], grid[:32, 68:100]
+  assert np.array_equal(masked[:4], original[:4]) and not np.array_equal(masked, original)
+
+
+def test_misspelled_config_field_is_one_clear_line(tmp_path):
+  result = subprocess.run(main_command(tmp_path, '--config.train.batchsize=8'), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert 'Traceback' not in result.stderr
+  assert ('error: --config.train.batchsize: no such config field. '
+          'Did you mean --config.train.batch_size?') in result.stderr
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+  workdir = tmp_path / 'term'
+  log = open(tmp_path / 'log.txt', 'w')
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  proc = subprocess.Popen(
+      main_command(workdir, '--config.train.num_steps=100000', '--config.train.log_every=1',
+                   '--config.train.checkpoint_every=100000', '--config.train.eval_every=100000',
+                   '--config.train.sample_every=100000'),
+      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+  try:
+    deadline = time.time() + 240
+    while '[3] adv_loss=' not in (tmp_path / 'log.txt').read_text():
+      assert proc.poll() is None and time.time() < deadline, (tmp_path / 'log.txt').read_text()
+      time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+  finally:
+    proc.kill()
+  steps = [int(s) for s in os.listdir(workdir / 'checkpoints')]
+  assert len(steps) == 1 and 3 <= steps[0] < 100000
+  assert 'SIGTERM received' in (tmp_path / 'log.txt').read_text()
