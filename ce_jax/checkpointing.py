@@ -1,4 +1,6 @@
-"""Orbax checkpoints of the GAN state, behind three functions."""
+"""Orbax checkpoints of the GAN state: the last N, and the best by eval hole PSNR."""
+
+import math
 
 import jax
 import orbax.checkpoint as ocp
@@ -12,6 +14,33 @@ def create_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                          enable_async_checkpointing=True)
   return ocp.CheckpointManager(epath.Path(workdir) / 'checkpoints', options=options)
+
+
+BEST_METRIC = 'eval_hole_psnr'
+
+
+def create_best_manager(workdir: str) -> ocp.CheckpointManager:
+  """Manager of `<workdir>/best`: the one checkpoint with the highest `BEST_METRIC`."""
+  options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_best_value,
+                                         best_mode='max', enable_async_checkpointing=True)
+  return ocp.CheckpointManager(epath.Path(workdir) / 'best', options=options)
+
+
+def _best_value(metrics: dict[str, float]) -> float:
+  return metrics[BEST_METRIC]
+
+
+def save_if_best(manager: ocp.CheckpointManager, state: GANState, value: float) -> bool:
+  """Saves `state` into the best manager when `value` (eval hole PSNR) beats the kept one."""
+  manager.wait_until_finished()  # An async save's metrics are readable once it is done.
+  best = manager.best_step()
+  if not math.isfinite(value) or (best is not None and
+                                  _best_value(manager.metrics(best)) >= value):
+    return False
+  step = int(jax.device_get(state.step))
+  manager.save(step, args=ocp.args.StandardSave(state), metrics={BEST_METRIC: float(value)},
+               force=True)
+  return True
 
 
 def save(manager: ocp.CheckpointManager, state: GANState) -> None:

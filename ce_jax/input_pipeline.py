@@ -1,9 +1,10 @@
 """tf.data input: the embedded photos and image folders.
 
 Every example is `{'image': [H, W, 3] float32 in [-1, 1]}`. Training streams
-are random-access: example `i` of a process depends only on `(seed, i)`, so a
-run resumed at step `s` continues with exactly the batches it would have seen.
-Each JAX process reads its own shard of the source photos or files.
+are random-access: global example `i` depends only on `(seed, i)`, so a run
+resumed at step `s`, on any number of processes, continues with exactly the
+batches it would have seen.
+Each JAX process reads only its rows of every global batch (see `train_dataset`).
 """
 
 import concurrent.futures
@@ -20,6 +21,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
+from ce_jax import parallel
 from ce_jax.errors import UserError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -117,17 +119,8 @@ def make_source(config: ml_collections.ConfigDict, split: str) -> Source:
     return embedded_photos(split)
   if config.data.source == 'folder':
     return folder_source(config, split)
-  raise UserError(f"data.source='{config.data.source}': expected 'embedded' or 'folder'.")
-
-
-def shard(source: Source, index: int, count: int) -> Source:
-  """This process's share of the photos or files (all of them when there are too few)."""
-  items = source.photos or source.files
-  if len(items) < count:
-    return source
-  if source.photos:
-    return dataclasses.replace(source, photos=source.photos[index::count])
-  return dataclasses.replace(source, files=source.files[index::count])
+  raise UserError(f"data.source='{config.data.source}': expected 'embedded', 'folder' or "
+                  "'celeba'.")
 
 
 # ----------------------------------------------------------------------------
@@ -203,12 +196,16 @@ def _item_at(source: Source, shorter: int):
 
 
 def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size: int,
-                  seed: int, start_index: int = 0) -> tf.data.Dataset:
+                  seed: int, start_index: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> tf.data.Dataset:
   """Endless batches `{'image': [batch_size, S, S, 3] float32 in [-1, 1]}`.
 
-  Example `i` (counted from 0 at step 0) is the `i mod N`-th item of the pass
-  `i div N` through a fresh permutation of the N items, cropped and flipped
-  with a stateless seed drawn from `(seed, i)`.
+  Global example `i` (counted from 0 at step 0) is the `i mod N`-th item of the
+  pass `i div N` through a fresh permutation of the N items, cropped and flipped
+  with a stateless seed drawn from `(seed, i)`. Process `p` of `P` yields its
+  rows of each global batch of `B = batch_size·P`: the examples
+  `[s·B + p·batch_size, s·B + (p + 1)·batch_size)` at step `s`, so the global
+  batches do not depend on `P`. `start_index` counts this process's examples.
   """
   data = config.data
   size = data.image_size
@@ -216,7 +213,8 @@ def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size:
   count = len(source.photos or source.files)
   item_at = _item_at(source, shorter)
 
-  def example(i):
+  def example(k):
+    i = (k // batch_size * process_count + process_index) * batch_size + k % batch_size
     epoch, pos = i // count, i % count
     j = tf.random.experimental.index_shuffle(
         pos, tf.stack([tf.cast(seed, tf.int64) + 7919, epoch]), count - 1)
@@ -264,15 +262,22 @@ class Input:
 def create_input(config: ml_collections.ConfigDict, local_batch_size: int,
                  start_step: int = 0) -> Input:
   """Train batches for this process from `start_step` on, and its eval images."""
+  if config.data.source == 'celeba':
+    from ce_jax import celeba  # noqa: PLC0415 (celeba builds on this module)
+
+    return celeba.create_input(config, local_batch_size, start_step)
+  # Every process sees every item but reads only its rows of each global batch.
   index, count = jax.process_index(), jax.process_count()
-  train = shard(make_source(config, 'train'), index, count)
+  train = make_source(config, 'train')
   evals = make_source(config, 'eval')
-  ds = train_dataset(train, config, local_batch_size, seed=config.seed * count + index,
-                     start_index=start_step * local_batch_size)
+  ds = train_dataset(train, config, local_batch_size, seed=config.seed,
+                     start_index=start_step * local_batch_size, process_index=index,
+                     process_count=count)
   n_eval = config.data.num_eval_examples
   eval_batch = eval_examples(evals, config, n_eval, seed=config.mask.eval_seed)
-  eval_batch = {k: v[index::count] for k, v in eval_batch.items()}
-  logging.info('Input: %d train %s (this process), %d eval crops.',
+  rows = parallel.process_rows(len(eval_batch['image']), local_batch_size, index, count)
+  eval_batch = {k: v[rows] for k, v in eval_batch.items()}
+  logging.info('Input: %d train %s, %d eval crops (this process).',
                len(train.photos or train.files), 'photos' if train.photos else 'files',
                len(eval_batch['image']))
   return Input(ds.as_numpy_iterator(), eval_batch, len(train.photos or train.files))

@@ -11,9 +11,14 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory (local or gs://) for checkpoints, logs, samples.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
+# Multi-process runs: these three together, or nothing on Cloud TPU (and Slurm
+# or Open MPI with one process per GPU), where JAX finds them itself.
 flags.DEFINE_string('coordinator_address', None, 'Multi-process: host:port of process 0.')
 flags.DEFINE_integer('num_processes', None, 'Multi-process: number of processes.')
 flags.DEFINE_integer('process_id', None, 'Multi-process: index of this process.')
+flags.DEFINE_enum('cpu_collectives', None, ['gloo', 'mpi'],
+                  'Multi-process on CPU: cross-process collectives (default: JAX\'s, or the '
+                  'JAX_CPU_COLLECTIVES_IMPLEMENTATION environment variable).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -23,15 +28,11 @@ def main(argv: list[str]) -> None:
   import jax  # noqa: PLC0415 (after flag parsing: distributed init must precede device use)
   import tensorflow as tf  # noqa: PLC0415
 
-  from ce_jax import train  # noqa: PLC0415
+  from ce_jax import parallel, train  # noqa: PLC0415
   from ce_jax.errors import UserError  # noqa: PLC0415
 
   # TensorFlow only feeds data: keep it off the accelerators.
   tf.config.set_visible_devices([], 'GPU')
-  if FLAGS.coordinator_address or FLAGS.num_processes:
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  logging.info('Process %d of %d; local devices: %s', jax.process_index(),
-               jax.process_count(), jax.local_devices())
   try:
     config = FLAGS.config
     config.keys()  # A config file that failed to load raises here.
@@ -39,6 +40,10 @@ def main(argv: list[str]) -> None:
     print(f'error: --config: {" ".join(str(e).split())}', file=sys.stderr)
     sys.exit(2)
   try:
+    parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                        FLAGS.cpu_collectives)
+    logging.info('Process %d of %d; local devices: %s', jax.process_index(),
+                 jax.process_count(), jax.local_devices())
     train.train_and_evaluate(config, FLAGS.workdir)
   except UserError as e:
     logging.error('%s', e)

@@ -108,6 +108,145 @@ def random_region(key: jax.Array, batch_size: int, image_size: tuple[int, int], 
   return with_band(mask, overlap, overlap_weight)
 
 
+def _stroke_vertices(key: jax.Array, shape: tuple[int, int], image_size: tuple[int, int],
+                     num_vertices: int, mean_angle: float, angle_range: float) -> jax.Array:
+  """Random zig-zag polylines: `[B, S, num_vertices + 1, 2]` float32 (y, x) in pixels.
+
+  Turning angles alternate between a and 2π − a, a drawn per stroke from
+  [mean − U(0, range), mean + U(0, range)]; segment lengths are N(r, r/2)
+  clipped to [0, 2r], r = diagonal / 8; each vertex is clipped to the image.
+  A random flip per sample and axis removes the zig-zag's drift.
+  """
+  h, w = image_size
+  k_start, k_lo, k_hi, k_angle, k_len, k_flip = jax.random.split(key, 6)
+  spread_lo = jax.random.uniform(k_lo, (*shape, 1), maxval=angle_range)
+  spread_hi = jax.random.uniform(k_hi, (*shape, 1), maxval=angle_range)
+  angle = jax.random.uniform(k_angle, (*shape, num_vertices), minval=mean_angle - spread_lo,
+                             maxval=mean_angle + spread_hi)
+  angle = jnp.where(jnp.arange(num_vertices) % 2 == 0, 2 * jnp.pi - angle, angle)
+  radius = (h * h + w * w) ** 0.5 / 8
+  length = jnp.clip(radius + radius / 2 * jax.random.normal(k_len, angle.shape), 0, 2 * radius)
+  flip = jnp.where(jax.random.bernoulli(k_flip, 0.5, (shape[0], 1, 1, 2)), -1.0, 1.0)
+  steps = jnp.stack([jnp.sin(angle), jnp.cos(angle)], -1) * length[..., None] * flip
+  start = jax.random.uniform(k_start, (*shape, 2)) * jnp.array([h, w], jnp.float32)
+  upper = jnp.array([h - 1, w - 1], jnp.float32)
+
+  def walk(point, step):
+    point = jnp.clip(point + step, 0.0, upper)
+    return point, point
+
+  _, rest = jax.lax.scan(walk, start, jnp.moveaxis(steps, -2, 0))
+  return jnp.concatenate([start[..., None, :], jnp.moveaxis(rest, 0, -2)], axis=-2)
+
+
+def _rasterise_strokes(vertices: jax.Array, num_segments: jax.Array, width: jax.Array,
+                       image_size: tuple[int, int]) -> jax.Array:
+  """Pixels within `width / 2` of a polyline's first `num_segments` segments.
+
+  Args:
+    vertices: `[B, S, V + 1, 2]` (y, x) float32.
+    num_segments: `[B, S]` int, segments drawn per stroke (0 = no stroke).
+    width: `[B, S]` float32 brush width in pixels.
+  Returns:
+    `[B, S, H, W]` bool.
+  """
+  grid = jnp.stack(jnp.meshgrid(jnp.arange(image_size[0]), jnp.arange(image_size[1]),
+                                indexing='ij'), -1).astype(jnp.float32)  # [H, W, 2]
+  p0, p1 = vertices[..., :-1, None, None, :], vertices[..., 1:, None, None, :]
+  d = p1 - p0  # [B, S, V, 1, 1, 2]
+  t = jnp.sum((grid - p0) * d, -1, keepdims=True) / jnp.maximum(jnp.sum(d * d, -1, keepdims=True),
+                                                                1e-6)
+  nearest = p0 + jnp.clip(t, 0.0, 1.0) * d
+  dist2 = jnp.sum(jnp.square(grid - nearest), -1)  # [B, S, V, H, W]
+  drawn = jnp.arange(vertices.shape[-2] - 1) < num_segments[..., None]  # [B, S, V]
+  inside = dist2 <= jnp.square(width / 2)[..., None, None, None]
+  return jnp.any(inside & drawn[..., None, None], axis=2)
+
+
+def freeform(key: jax.Array, batch_size: int, image_size: tuple[int, int], *,
+             num_strokes: tuple[int, int], num_vertices: tuple[int, int],
+             width: tuple[float, float], mean_angle: float, angle_range: float,
+             box: tuple[float, float], max_coverage: float, overlap: int,
+             overlap_weight: float) -> Masks:
+  """DeepFill v2 free-form masks: a random box plus random brush strokes, per sample.
+
+  Args:
+    num_strokes: inclusive range of strokes per sample.
+    num_vertices: inclusive range of segments per stroke.
+    width: brush width range, as fractions of the shorter image side.
+    mean_angle, angle_range: turning angles in radians (see `_stroke_vertices`).
+    box: range of the box's height and width, as fractions of the image's.
+    max_coverage: strokes that would push the hole past this fraction of the
+      image are left out, so the hole covers at least the box and at most this.
+  """
+  h, w = image_size
+  (s_lo, s_hi), (v_lo, v_hi), (w_lo, w_hi), (b_lo, b_hi) = num_strokes, num_vertices, width, box
+  if not 0 <= s_lo <= s_hi or not 1 <= v_lo <= v_hi or not 0 < w_lo <= w_hi:
+    raise UserError(f'mask.freeform_strokes={num_strokes}, mask.freeform_vertices={num_vertices}, '
+                    f'mask.freeform_width={width}: expected 0 ≤ low ≤ high (vertices ≥ 1, '
+                    'widths > 0).')
+  if not 0 < b_lo <= b_hi or b_hi * b_hi > max_coverage or max_coverage > 1:
+    raise UserError(f'mask.freeform_box={box} with mask.freeform_max_coverage={max_coverage}: '
+                    'expected 0 < low ≤ high and high² ≤ max_coverage ≤ 1.')
+  k_box, k_vert, k_count, k_segs, k_width = jax.random.split(key, 5)
+  kb = jax.random.split(k_box, 4)
+  bh = jnp.floor(jax.random.uniform(kb[0], (batch_size, 1), minval=b_lo, maxval=b_hi) * h)
+  bw = jnp.floor(jax.random.uniform(kb[1], (batch_size, 1), minval=b_lo, maxval=b_hi) * w)
+  bh, bw = jnp.maximum(bh, 1).astype(jnp.int32), jnp.maximum(bw, 1).astype(jnp.int32)
+  top = jax.random.randint(kb[2], (batch_size, 1), 0, h - bh + 1)
+  left = jax.random.randint(kb[3], (batch_size, 1), 0, w - bw + 1)
+  box_mask = _boxes(top, left, bh, bw, image_size)[..., 0] > 0  # [B, H, W]
+
+  shape = (batch_size, max(s_hi, 1))
+  vertices = _stroke_vertices(k_vert, shape, image_size, v_hi, mean_angle, angle_range)
+  count = jax.random.randint(k_count, (batch_size, 1), s_lo, s_hi + 1)
+  segments = jax.random.randint(k_segs, shape, v_lo, v_hi + 1)
+  segments = jnp.where(jnp.arange(shape[1]) < count, segments, 0)
+  widths = jax.random.uniform(k_width, shape, minval=w_lo, maxval=w_hi) * min(h, w)
+  strokes = _rasterise_strokes(vertices, segments, widths, image_size)  # [B, S, H, W]
+
+  # Union of the box and the first k strokes for k = 0..S; keep the largest within bound.
+  layers = jnp.concatenate([box_mask[:, None], strokes], axis=1)
+  unions = jax.lax.cummax(layers.astype(jnp.float32), axis=1)
+  within = jnp.mean(unions, axis=(2, 3)) <= max_coverage  # [B, S + 1], a prefix
+  last = jnp.maximum(jnp.sum(within, axis=1) - 1, 0)
+  mask = jnp.take_along_axis(unions, last[:, None, None, None], axis=1)[:, 0, ..., None]
+  return with_band(mask, overlap, overlap_weight)
+
+
+def mustache(landmarks: jax.Array, image_size: tuple[int, int], *, margin_x: float,
+             margin_y: float, overlap: int, overlap_weight: float) -> Masks:
+  """A box over the upper lip of each face, from its nose and mouth corners.
+
+  Rows run from the nose tip down to the mouth corners' mean height, widened
+  by `margin_y` of that distance above and below; columns run between the
+  mouth corners, widened by `margin_x` of the mouth width on each side. The box
+  is clipped to the image.
+
+  Args:
+    landmarks: `[B, 5, 2]` float32 (x, y) pixel coordinates (pixel centers at
+      integers) in CelebA order: left eye, right eye, nose, left and right mouth
+      corner.
+    image_size: (H, W).
+    margin_x, margin_y: fractions of the mouth width and of the nose-to-mouth
+      height added on each side.
+  Returns:
+    `Masks` `[B, H, W, 1]`.
+  """
+  landmarks = jnp.asarray(landmarks, jnp.float32)
+  nose_y = landmarks[:, 2, 1]
+  mouth_x, mouth_y = landmarks[:, 3:, 0], jnp.mean(landmarks[:, 3:, 1], axis=1)
+  x0, x1 = jnp.min(mouth_x, axis=1), jnp.max(mouth_x, axis=1)
+  y0, y1 = jnp.minimum(nose_y, mouth_y), jnp.maximum(nose_y, mouth_y)
+  dx, dy = margin_x * (x1 - x0), margin_y * (y1 - y0)
+  edge = lambda v: v[:, None, None]  # noqa: E731
+  yy = jnp.arange(image_size[0], dtype=jnp.float32)[None, :, None]
+  xx = jnp.arange(image_size[1], dtype=jnp.float32)[None, None, :]
+  inside = ((yy >= edge(y0 - dy)) & (yy <= edge(y1 + dy)) &
+            (xx >= edge(x0 - dx)) & (xx <= edge(x1 + dx)))
+  return with_band(inside[..., None].astype(jnp.float32), overlap, overlap_weight)
+
+
 def from_config(config: ml_collections.ConfigDict, key: jax.Array,
                 batch: Mapping[str, Any]) -> Masks:
   """Masks for `batch` (which holds `image` `[B, H, W, 3]`) as `config.mask` says.
@@ -130,7 +269,19 @@ def from_config(config: ml_collections.ConfigDict, key: jax.Array,
   if kind == 'random_region':
     return random_region(key, b, (h, w), coverage=tuple(config.region_coverage),
                          noise_size=config.noise_size, **band)
+  if kind == 'freeform':
+    return freeform(key, b, (h, w), num_strokes=tuple(config.freeform_strokes),
+                    num_vertices=tuple(config.freeform_vertices),
+                    width=tuple(config.freeform_width), mean_angle=config.freeform_mean_angle,
+                    angle_range=config.freeform_angle_range, box=tuple(config.freeform_box),
+                    max_coverage=config.freeform_max_coverage, **band)
+  if kind == 'mustache':
+    if 'landmarks' not in batch:
+      raise UserError("mask.kind='mustache' needs face landmarks in each batch: use "
+                      "data.source='celeba'.")
+    return mustache(batch['landmarks'], (h, w), margin_x=config.mustache_margin_x,
+                    margin_y=config.mustache_margin_y, **band)
   raise UserError(f"mask.kind='{kind}': expected one of {KINDS}.")
 
 
-KINDS = ('center', 'random_blocks', 'random_region')
+KINDS = ('center', 'random_blocks', 'random_region', 'freeform', 'mustache')

@@ -1,16 +1,52 @@
 """Image-quality metrics on images mapped to [0, 1], on the hole or the whole image.
 
-With the known pixels pasted back exactly, the whole-image MSE is the hole MSE
-times the hole fraction, so image_psnr = hole_psnr + 10·log10(1 / hole fraction).
+Every metric is per image (`[B]` float32) and names its domain:
+
+- `hole_*`: over the missing pixels only (mask = 1), all channels.
+- `image_*`: over the whole image.
+
+PSNR (dB, peak 1) and SSIM (11×11 Gaussian window, σ = 1.5) come from dm-pix;
+L1 is the mean absolute error and L2 the mean squared error. With the known
+pixels pasted back exactly, the whole-image MSE is the hole MSE times the hole
+fraction f, so
+
+  image_psnr = hole_psnr + 10·log10(1 / f)        (+6.02 dB for a ¼-area hole),
+  image_l1 = f · hole_l1,  image_l2 = f · hole_l2.
+
+hole_ssim averages dm-pix's SSIM map over the windows centred in the hole
+(windows also see the known pixels around it); image_ssim averages all windows.
+PSNR is capped at `MAX_PSNR` so that a perfect image does not make a mean infinite;
+an image with an empty hole scores NaN on every `hole_*` metric.
 """
 
+import dm_pix as pix
 import jax
 import jax.numpy as jnp
+
+MAX_PSNR = 100.0
+SSIM_FILTER = 11
+NAMES = ('hole_psnr', 'image_psnr', 'hole_ssim', 'image_ssim', 'hole_l1', 'image_l1',
+         'hole_l2', 'image_l2')
 
 
 def to_unit(x: jax.Array) -> jax.Array:
   """[-1, 1] → [0, 1], clipped."""
   return jnp.clip((x + 1.0) / 2.0, 0.0, 1.0)
+
+
+def hole_fraction(mask: jax.Array) -> jax.Array:
+  """Fraction of missing pixels: `[B, H, W, 1]` → `[B]`."""
+  return jnp.mean(mask, axis=(1, 2, 3))
+
+
+def _hole_only(x: jax.Array, mask: jax.Array) -> jax.Array:
+  """NaN outside the hole, so that dm-pix's `ignore_nans` averages over the hole only."""
+  return jnp.where(mask > 0, x, jnp.nan)
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+  """Per-image mean of `x` `[B, H, W, C]` where `mask` `[B, H, W, 1]` is 1 (NaN if none)."""
+  return jnp.nanmean(_hole_only(x, mask), axis=(1, 2, 3))
 
 
 def hole_mse(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
@@ -20,12 +56,77 @@ def hole_mse(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
     a, b: `[B, H, W, C]` float32 in [0, 1].
     mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
   Returns:
-    `[B]` float32.
+    `[B]` float32 (0 for an empty hole).
   """
   sq = jnp.square(a - b) * mask
   return jnp.sum(sq, axis=(1, 2, 3)) / jnp.maximum(jnp.sum(mask, axis=(1, 2, 3)) * a.shape[-1], 1)
 
 
 def hole_psnr(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
-  """Per-image PSNR (dB) over the hole, images in [0, 1] → `[B]`."""
-  return -10.0 * jnp.log10(jnp.maximum(hole_mse(a, b, mask), 1e-10))
+  """Per-image PSNR (dB) over the hole: `[B, H, W, C]` in [0, 1], mask `[B, H, W, 1]` → `[B]`."""
+  psnr = pix.psnr(_hole_only(a, mask), _hole_only(b, mask), ignore_nans=True)
+  return jnp.minimum(psnr, MAX_PSNR)
+
+
+def image_psnr(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Per-image PSNR (dB) over the whole image, `[B, H, W, C]` in [0, 1] → `[B]`."""
+  del mask
+  return jnp.minimum(pix.psnr(a, b), MAX_PSNR)
+
+
+def _ssim_map(a: jax.Array, b: jax.Array) -> jax.Array:
+  """dm-pix SSIM map `[B, H − 10, W − 10, C]`, entry (i, j) = window centred at (i + 5, j + 5)."""
+  return pix.ssim(a, b, max_val=1.0, filter_size=SSIM_FILTER, return_map=True)
+
+
+def hole_ssim(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
+  """Per-image mean SSIM of the windows centred in the hole → `[B]`."""
+  r = SSIM_FILTER // 2
+  centres = mask[:, r:mask.shape[1] - r, r:mask.shape[2] - r]
+  return _masked_mean(_ssim_map(a, b), centres)
+
+
+def image_ssim(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Per-image mean SSIM over the whole image (dm-pix's own mean) → `[B]`."""
+  del mask
+  return pix.ssim(a, b, max_val=1.0, filter_size=SSIM_FILTER)
+
+
+def hole_l1(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
+  """Per-image mean absolute error over the hole → `[B]`."""
+  return _masked_mean(jnp.abs(a - b), mask)
+
+
+def image_l1(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Per-image mean absolute error over the whole image → `[B]`."""
+  del mask
+  return jnp.mean(jnp.abs(a - b), axis=(1, 2, 3))
+
+
+def hole_l2(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
+  """Per-image mean squared error over the hole → `[B]`."""
+  return pix.mse(_hole_only(a, mask), _hole_only(b, mask), ignore_nans=True)
+
+
+def image_l2(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Per-image mean squared error over the whole image → `[B]`."""
+  del mask
+  return pix.mse(a, b)
+
+
+def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+  """Every metric of `NAMES`, plus `hole_fraction`.
+
+  Args:
+    a: completions `[B, H, W, 3]` float32 in [0, 1].
+    b: originals, same shape and range.
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+  Returns:
+    `{name: [B] float32}`.
+  """
+  fns = {'hole_psnr': hole_psnr, 'image_psnr': image_psnr, 'hole_ssim': hole_ssim,
+         'image_ssim': image_ssim, 'hole_l1': hole_l1, 'image_l1': image_l1,
+         'hole_l2': hole_l2, 'image_l2': image_l2}
+  out = {name: fns[name](a, b, mask) for name in NAMES}
+  out['hole_fraction'] = hole_fraction(mask)
+  return out

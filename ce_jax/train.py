@@ -17,6 +17,7 @@ from clu import metric_writers, periodic_actions
 from etils import epath
 
 from ce_jax import (
+  celeba,
   checkpointing,
   input_pipeline,
   losses,
@@ -289,6 +290,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"mask.kind='{config.mask.kind}': expected one of {masks.KINDS}.")
   models.output_size(config)
   models.compute_dtype(config)
+  if config.data.source == 'celeba':
+    celeba.check_available(config)
 
 
 # ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  # 'embedded' (photos bundled in installed packages) or 'folder'.
+  # 'embedded' (photos bundled in installed packages), 'folder' or 'celeba'.
   config.data.source = 'embedded'
   config.data.image_size = 128
   # Shorter side of each photo before random crops ('folder' and 'embedded').
@@ -36,6 +36,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.folder = ''
   config.data.eval_folder = ''
   config.data.eval_fraction = 0.1
+  # 'celeba' source: the official release files in `celeba_dir` or, when it is
+  # empty, the prepared tfds 'celeb_a' in `tfds_data_dir` (empty: the tfds
+  # default, ~/tensorflow_datasets). Faces whose `celeba_attribute` is 'true',
+  # 'false' or 'all' (`celeba_keep`) are used. The aligned 178×218 photo is
+  # cropped to its central 178×178 square moved `crop_offset` rows down, then
+  # resized to `image_size`. Splits: 'train', 'validation' or 'test'.
+  config.data.celeba_dir = ''
+  config.data.tfds_data_dir = ''
+  config.data.celeba_attribute = 'Mustache'
+  config.data.celeba_keep = 'all'
+  config.data.crop_offset = 0
+  config.data.train_split = 'train'
+  config.data.eval_split = 'validation'
   # Number of fixed held-out crops the eval metrics are computed on.
   config.data.num_eval_examples = 64
   config.data.shuffle_buffer = 256
@@ -44,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.mean_pixel = (117.0, 104.0, 123.0)
 
   config.mask = ml_collections.ConfigDict()
-  # 'center', 'random_blocks' or 'random_region'.
+  # 'center', 'random_blocks', 'random_region', 'freeform' or 'mustache'.
   config.mask.kind = 'center'
   # Side of the predicted center region; the input hole is this minus the
   # overlap band on each side (64 → a 56×56 hole, as released).
@@ -57,6 +70,22 @@ def get_config() -> ml_collections.ConfigDict:
   # random_region: hole fraction range and the noise grid it is made from.
   config.mask.region_coverage = (0.2, 0.3)
   config.mask.noise_size = 8
+  # freeform (DeepFill v2): a random box plus brush strokes. Inclusive ranges
+  # of strokes and of segments per stroke; brush width as a fraction of the
+  # shorter side; turning angles (radians); box sides as fractions of the
+  # image's; strokes beyond max_coverage of the image are left out.
+  config.mask.freeform_strokes = (1, 3)
+  config.mask.freeform_vertices = (4, 12)
+  config.mask.freeform_width = (0.05, 0.15)
+  config.mask.freeform_mean_angle = 2 * 3.14159265 / 5
+  config.mask.freeform_angle_range = 2 * 3.14159265 / 15
+  config.mask.freeform_box = (0.25, 0.5)
+  config.mask.freeform_max_coverage = 0.5
+  # mustache (needs data.source='celeba'): a box from the nose tip to the
+  # mouth corners, between the corners, widened on each side by these
+  # fractions of the mouth width (x) and of the nose-to-mouth height (y).
+  config.mask.mustache_margin_x = 0.2
+  config.mask.mustache_margin_y = 0.2
   # Seed of the fixed eval masks.
   config.mask.eval_seed = 1234
 

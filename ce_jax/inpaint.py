@@ -1,0 +1,280 @@
+"""Fill your own images with your own masks.
+
+  python -m ce_jax.inpaint --config=configs/freeform.py --workdir=runs/freeform \
+      --image=photo.jpg --mask=mask.png --output=filled.png [--grid]
+
+`--image` is a file or a folder; `--mask` is a file (white = fill, black =
+keep; any size with the image's aspect ratio), a folder of masks named like
+the images (`photo.jpg` ↔ `photo.png`), or `center` / `random_blocks` to
+generate one; `--output` is a .png file or a folder. The model runs at its own
+resolution: image and mask are resized to it, the prediction is resized back,
+and only the pixels under the mask change; every other pixel of the output is
+the original's, bit for bit (hence PNG). A center-output model predicts only
+the central square, so it accepts only masks inside it.
+"""
+
+import functools
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+from PIL import Image, ImageOps
+
+from ce_jax import evaluate, input_pipeline, masks, models, train, visualize
+from ce_jax.errors import UserError
+from ce_jax.train_state import GANState
+
+GENERATED = ('center', 'random_blocks', 'random_block')
+
+
+# ----------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------
+
+
+def _open(path: str, flag: str) -> Image.Image:
+  try:
+    with Image.open(path) as im:
+      im.load()
+      return ImageOps.exif_transpose(im)
+  except (OSError, ValueError, Image.DecompressionBombError) as e:
+    raise UserError(f"{flag} file '{path}' cannot be read as an image ({e}).") from e
+
+
+def read_image(path: str) -> np.ndarray:
+  """`[H, W, 3]` uint8 RGB (grey and alpha images become RGB)."""
+  return np.asarray(_open(path, '--image').convert('RGB'))
+
+
+def read_mask(path: str, image_size: tuple[int, int]) -> np.ndarray:
+  """The hole `[H, W]` bool of a mask file: white (≥ 128) = fill; transparent = keep.
+
+  A mask of another size with the image's aspect ratio (within one mask pixel)
+  is resized to it (nearest neighbour).
+  """
+  rgba = np.asarray(_open(path, '--mask').convert('RGBA'), np.float32)
+  grey = rgba[..., :3].mean(-1) * rgba[..., 3] / 255.0
+  h, w = image_size
+  mh, mw = grey.shape
+  if (mh, mw) != (h, w):
+    if abs(mh - mw * h / w) > 1:
+      raise UserError(f"--mask file '{path}' is {mw}×{mh} but its image is {w}×{h} "
+                      '(width×height): the aspect ratios differ, so it cannot be resized to fit.')
+    grey = np.asarray(Image.fromarray(grey, 'F').resize((w, h), Image.NEAREST))
+  hole = grey >= 128
+  if not hole.any():
+    raise UserError(f"--mask file '{path}' has no white pixels (white = fill, black = keep).")
+  return hole
+
+
+def list_folder(folder: str, flag: str) -> list[str]:
+  """Image files directly in `folder`, sorted."""
+  files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                 if f.lower().endswith(input_pipeline.IMAGE_EXTENSIONS))
+  if not files:
+    raise UserError(f"{flag} folder '{folder}' holds no images "
+                    f'({", ".join(input_pipeline.IMAGE_EXTENSIONS)}).')
+  return files
+
+
+def _stem(path: str) -> str:
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def plan(image: str, mask: str, output: str) -> list[tuple[str, str, str]]:
+  """(image file, mask file or generated kind, output .png) for each image."""
+  if not os.path.exists(image):
+    raise UserError(f"--image='{image}': no such file or folder.")
+  if mask not in GENERATED and not os.path.exists(mask):
+    raise UserError(f"--mask='{mask}': no such file or folder (or use --mask=center or "
+                    '--mask=random_blocks).')
+  images = list_folder(image, '--image') if os.path.isdir(image) else [image]
+  to_folder = os.path.isdir(image) or os.path.isdir(output) or output.endswith(os.sep)
+  if not to_folder and not output.lower().endswith('.png'):
+    raise UserError(f"--output='{output}': expected a .png file (a lossy format would alter "
+                    'the known pixels) or a folder.')
+  if os.path.isdir(image) and output.lower().endswith('.png'):
+    raise UserError(f"--output='{output}' is a file but --image is a folder: expected a folder.")
+  masks_by_stem = {}
+  if os.path.isdir(mask):
+    masks_by_stem = {_stem(p): p for p in list_folder(mask, '--mask')}
+  out = []
+  for path in images:
+    if os.path.isdir(mask):
+      if _stem(path) not in masks_by_stem:
+        raise UserError(f"--mask folder '{mask}' has no mask named {_stem(path)}.* for "
+                        f"image '{path}'.")
+      mask_for = masks_by_stem[_stem(path)]
+    else:
+      mask_for = mask
+    target = os.path.join(output, _stem(path) + '.png') if to_folder else output
+    if os.path.abspath(target) == os.path.abspath(path):
+      raise UserError(f"--output would overwrite the input '{path}'.")
+    out.append((path, mask_for, target))
+  return out
+
+
+# ----------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------
+
+
+def _predict(state: GANState, image: jax.Array, mask: jax.Array, *,
+             config: ml_collections.ConfigDict, gen) -> jax.Array:
+  """Composited completion `[1, S, S, 3]` in [-1, 1] of `image` under `mask` `[1, S, S, 1]`."""
+  x_in = models.generator_input(image, mask, train.fill_value(config), config.model.mask_channel)
+  variables = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
+  out = gen.apply(variables, x_in, train=False)
+  return train.composite(image, train.full_prediction(config, out), mask)
+
+
+class Inpainter:
+  """A restored generator that fills `[H, W, 3]` uint8 images at any size."""
+
+  def __init__(self, config: ml_collections.ConfigDict, state: GANState):
+    self.config, self.state = config, state
+    self.size = config.data.image_size
+    gen, _ = models.create_models(config)
+    self._predict = jax.jit(functools.partial(_predict, config=config, gen=gen))
+
+  def center_hole(self, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The config's center hole at the model's size `[S, S]` and at `image_size` (bool)."""
+    c = self.config.mask
+    small = np.asarray(masks.center(1, (self.size, self.size), hole_size=c.hole_size,
+                                    overlap=c.overlap, overlap_weight=1.0).mask[0, ..., 0]) > 0
+    return small, self.to_image(small, image_size)
+
+  def to_model(self, hole: np.ndarray) -> np.ndarray:
+    """`[H, W]` bool → `[S, S]` bool: a model pixel is missing if any pixel under it is."""
+    s = self.size
+    area = Image.fromarray(hole.astype(np.float32), 'F').resize((s, s), Image.BOX)
+    return np.asarray(area) > 0
+
+  def to_image(self, small: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """`[S, S]` bool → `[H, W]` bool, nearest neighbour."""
+    h, w = image_size
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.NEAREST))
+
+  def check_center(self, small: np.ndarray, image_size: tuple[int, int], name: str) -> None:
+    if self.config.model.output != 'center':
+      return
+    offset, side = train.center_box(self.config)
+    inside = np.zeros_like(small)
+    inside[offset:offset + side, offset:offset + side] = True
+    if (small & ~inside).any():
+      h, w = image_size
+      y0, y1 = offset * h // self.size, (offset + side) * h // self.size
+      x0, x1 = offset * w // self.size, (offset + side) * w // self.size
+      raise UserError(
+          f"--mask {name}: the hole reaches outside rows {y0}–{y1}, columns {x0}–{x1} of the "
+          f'image, the central {side}×{side} of {self.size}×{self.size} that this '
+          "center-output model predicts (model.output='center'): use --mask=center or a "
+          "full-output model (model.output='full', e.g. configs/freeform.py).")
+
+  def __call__(self, image: np.ndarray, hole: np.ndarray,
+               small: np.ndarray | None = None) -> np.ndarray:
+    """Fills `hole` `[H, W]` bool of `image` `[H, W, 3]` uint8 → `[H, W, 3]` uint8.
+
+    `small` is the hole at the model's resolution (default: `to_model(hole)`).
+    Pixels outside `hole` are returned unchanged.
+    """
+    h, w = hole.shape
+    s = self.size
+    small = self.to_model(hole) if small is None else small
+    fill = np.round(np.asarray(self.config.data.mean_pixel)).astype(np.uint8)
+    filled = np.where(hole[..., None], fill, image).astype(np.uint8)
+    x = np.asarray(Image.fromarray(filled).resize((s, s), Image.BICUBIC), np.float32)
+    x = x[None] / 127.5 - 1.0
+    m = small[None, ..., None].astype(np.float32)
+    pred = visualize.to_uint8(jax.device_get(self._predict(self.state, jnp.asarray(x),
+                                                           jnp.asarray(m)))[0])
+    up = np.asarray(Image.fromarray(pred).resize((w, h), Image.BICUBIC))
+    return np.where(hole[..., None], up, image)
+
+
+def make_hole(inpainter: Inpainter, spec: str, image_size: tuple[int, int],
+              key: jax.Array) -> tuple[np.ndarray, np.ndarray | None]:
+  """(hole `[H, W]` bool, hole at the model's size or None) for a mask file or kind."""
+  if spec == 'center':
+    small, hole = inpainter.center_hole(image_size)
+    return hole, small
+  if spec in GENERATED:
+    c = inpainter.config.mask
+    m = masks.random_blocks(key, 1, image_size, num_blocks=c.num_blocks,
+                            max_coverage=c.max_coverage, overlap=0, overlap_weight=0.0)
+    return np.asarray(m.mask[0, ..., 0]) > 0, None
+  return read_mask(spec, image_size), None
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | None, checkpoint: str, image: str,
+        mask: str, output: str, grid: bool = False, seed: int = 0) -> list[str]:
+  """Fills every image that `--image` names; returns the written files."""
+  jobs = plan(image, mask, output)
+  state, _, _ = evaluate.load_state(config, workdir, checkpoint)
+  inpainter = Inpainter(config, state)
+  written = []
+  for i, (image_path, spec, target) in enumerate(jobs):
+    original = read_image(image_path)
+    size = original.shape[:2]
+    hole, small = make_hole(inpainter, spec, size, jax.random.fold_in(jax.random.key(seed), i))
+    name = spec if spec in GENERATED else f"file '{spec}'"
+    inpainter.check_center(inpainter.to_model(hole) if small is None else small, size, name)
+    result = inpainter(original, hole, small)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    visualize.save_png(result, target)
+    written.append(target)
+    if grid:
+      masked = np.where(hole[..., None], np.round(config.data.mean_pixel).astype(np.uint8),
+                        original)
+      signed = [a[None].astype(np.float32) / 127.5 - 1.0 for a in (masked, result, original)]
+      grid_path = os.path.splitext(target)[0] + '_grid.png'
+      visualize.save_png(visualize.grid(*signed), grid_path)
+      written.append(grid_path)
+  return written
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Command-line flags (defined only when run as a program)."""
+  config_flags.DEFINE_config_file('config', None, 'The training configuration file.',
+                                  lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Training workdir holding checkpoints/ (and best/).')
+  flags.DEFINE_string('checkpoint', 'latest',
+                      'latest, best, a step number, or a checkpoint directory.')
+  flags.DEFINE_string('image', None, 'An image file or a folder of images.')
+  flags.DEFINE_string('mask', None, 'A mask file (white = fill), a folder of masks named like '
+                      'the images, center, or random_blocks.')
+  flags.DEFINE_string('output', None, 'A .png file, or a folder (for a folder of images).')
+  flags.DEFINE_bool('grid', False, 'Also write <output>_grid.png: masked | completion | original.')
+  flags.DEFINE_integer('seed', 0, 'Seed of generated random_blocks masks.')
+  flags.mark_flags_as_required(['config', 'image', 'mask', 'output'])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    written = run(evaluate.config_flag(), FLAGS.workdir, FLAGS.checkpoint, FLAGS.image, FLAGS.mask,
+                  FLAGS.output, FLAGS.grid, FLAGS.seed)
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  for path in written:
+    print(path)
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  define_flags()
+  app.run(main, flags_parser=evaluate.parse_flags)

@@ -1,0 +1,21 @@
+"""Free-form masks (DeepFill v2 style) with full-image output: fills holes of any shape.
+
+Each 128×128 crop loses a random box plus one to three random brush strokes
+(at most half of the image); the generator predicts the whole image and the
+discriminator sees the whole composited image. This is the model to use with
+`ce_jax.inpaint` on masks drawn by hand.
+
+  python -m ce_jax.main --config=configs/freeform.py --workdir=runs/freeform
+  python -m ce_jax.evaluate --config=configs/freeform.py --workdir=runs/freeform
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = default.get_config()
+  config.mask.kind = 'freeform'
+  config.model.output = 'full'
+  return config

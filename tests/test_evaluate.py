@@ -1,0 +1,128 @@
+"""ce_jax.evaluate on a model trained for two steps of configs/test.py."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ce_jax import checkpointing, evaluate, metrics, train, train_state
+from ce_jax.errors import UserError
+from configs import test as test_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METHODS = ('context_encoder', 'telea', 'navier_stokes', 'mean_fill')
+
+
+def tiny_config():
+  config = test_config.get_config()
+  config.train.num_steps = 2
+  config.train.eval_every = 2
+  config.train.checkpoint_every = 2
+  config.train.sample_every = 2
+  return config
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp('trained'))
+  train.train_and_evaluate(tiny_config(), path)
+  return path
+
+
+@pytest.fixture(scope='module')
+def summary(workdir):
+  return evaluate.run(tiny_config(), workdir)
+
+
+def parse_table(lines):
+  """Rows of a Markdown table as lists of cell strings; checks the separator row."""
+  rows = [[c.strip() for c in line.strip().strip('|').split('|')] for line in lines]
+  header, sep, body = rows[0], rows[1], rows[2:]
+  assert all(set(c) <= set('-:') and c for c in sep) and len(sep) == len(header)
+  assert all(len(r) == len(header) for r in body)
+  return header, body
+
+
+def test_json_has_every_metric_for_model_and_baselines(workdir, summary):
+  with open(os.path.join(workdir, 'eval_2.json')) as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(summary))
+  assert saved['step'] == 2 and saved['num_images'] == 8
+  assert tuple(saved['methods']) == METHODS
+  for values in saved['methods'].values():
+    assert set(values) == set(metrics.NAMES)
+    assert all(np.isfinite(v) for v in values.values())
+  # Telea keeps the known pixels, so its whole-image error is the hole error diluted.
+  telea = saved['methods']['telea']
+  assert telea['image_psnr'] > telea['hole_psnr']
+  assert 'area_bins' not in saved  # center masks all have the same area
+
+
+def test_model_scores_match_training_eval(workdir, summary):
+  with checkpointing.create_best_manager(workdir) as best:
+    logged = best.metrics(best.best_step())[checkpointing.BEST_METRIC]
+  np.testing.assert_allclose(summary['methods']['context_encoder']['hole_psnr'], logged,
+                             rtol=1e-4)
+
+
+def test_deterministic(workdir, summary, tmp_path):
+  again = evaluate.run(tiny_config(), workdir, checkpoint='best', output_dir=str(tmp_path))
+  assert again['methods'] == summary['methods']
+
+
+def test_markdown_table_parses(workdir, summary):
+  with open(os.path.join(workdir, 'eval_2.md')) as f:
+    lines = [line for line in f.read().splitlines() if line.startswith('|')]
+  header, body = parse_table(lines)
+  assert header[0] == 'method' and len(header) == 1 + len(metrics.NAMES)
+  assert [r[0] for r in body] == ['Context Encoder (step 2)', 'OpenCV Telea',
+                                  'OpenCV Navier–Stokes', 'mean-pixel fill']
+  telea = [float(c) for c in body[1][1:]]
+  np.testing.assert_allclose(telea[0], summary['methods']['telea']['hole_psnr'], atol=0.005)
+
+
+def test_sample_png(workdir, summary):
+  from PIL import Image
+
+  with Image.open(os.path.join(workdir, 'eval_2.png')) as im:
+    assert im.size == (5 * 32 + 4 * 2, 4 * 32 + 3 * 2)
+
+
+def test_missing_and_incompatible_checkpoints(workdir, tmp_path):
+  with pytest.raises(UserError, match='holds no checkpoints/'):
+    evaluate.load_state(tiny_config(), str(tmp_path))
+  with pytest.raises(UserError, match=r'available steps: \[2\]'):
+    evaluate.load_state(tiny_config(), workdir, '7')
+  wide = tiny_config()
+  wide.model.gen_features = 16
+  with pytest.raises(UserError, match='trained with configs/test.py') as e:
+    evaluate.load_state(wide, workdir)
+  assert 'g_params/' in str(e.value)
+
+
+def test_area_bins_for_freeform_masks(tmp_path):
+  config = tiny_config()
+  config.mask.kind = 'freeform'
+  config.model.output = 'full'
+  state = train_state.create(config, jax.random.PRNGKey(0))
+  with checkpointing.create_manager(str(tmp_path), 1) as manager:
+    checkpointing.save(manager, state)
+  summary = evaluate.run(config, str(tmp_path))
+  bins = summary['area_bins']
+  assert sum(b['num_images'] for b in bins) == summary['num_images']
+  assert all(tuple(b['methods']) == METHODS for b in bins)
+  with open(tmp_path / 'eval_0.md') as f:
+    assert 'Hole area' in f.read()
+
+
+def test_command_line_prints_the_table(workdir):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'ce_jax.evaluate', '--config=configs/test.py',
+       f'--workdir={workdir}', '--checkpoint=2'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert '| OpenCV Telea |' in proc.stdout
