@@ -17,7 +17,6 @@ import functools
 import importlib
 import json
 import os
-import sys
 from typing import Any
 
 import jax
@@ -30,6 +29,7 @@ from ml_collections import config_flags
 from ce_jax import (
   baselines,
   checkpointing,
+  cli,
   input_pipeline,
   metrics,
   models,
@@ -312,48 +312,18 @@ def define_flags() -> None:
   flags.mark_flags_as_required(['config'])
 
 
-def _fail(message: str) -> None:
-  message = message.replace('\\n', ' ').replace('\\', '')
-  print(f'error: {" ".join(message.split())}', file=sys.stderr)
-  sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing; a bad flag or config override ends in one line and exit 2."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    _fail(str(e))
-  except (AttributeError, KeyError, OSError, TypeError, ValueError) as e:
-    _fail(f'a --config.* override does not fit the config: {e}')
-
-
-def config_flag() -> ml_collections.ConfigDict:
-  """`--config`, loaded; an unreadable config file ends in one line and exit 2."""
-  try:
-    config = FLAGS.config
-    config.keys()
-  except (OSError, SyntaxError, AttributeError, ImportError) as e:
-    _fail(f'--config: {e}')
-  return config
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   import tensorflow as tf  # noqa: PLC0415
 
   tf.config.set_visible_devices([], 'GPU')
-  try:
-    summary = run(config_flag(), FLAGS.workdir, FLAGS.checkpoint, FLAGS.output_dir,
-                  FLAGS.num_samples)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+  config = cli.load_config()
+  summary = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.output_dir,
+                                 FLAGS.num_samples))
   print(markdown(summary))
 
 
 if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   define_flags()
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

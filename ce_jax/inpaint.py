@@ -15,7 +15,6 @@ the central square, so it accepts only masks inside it.
 
 import functools
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +24,7 @@ from absl import app, flags
 from ml_collections import config_flags
 from PIL import Image, ImageOps
 
-from ce_jax import evaluate, input_pipeline, masks, models, train, visualize
+from ce_jax import cli, evaluate, input_pipeline, masks, models, train, visualize
 from ce_jax.errors import UserError
 from ce_jax.train_state import GANState
 
@@ -264,17 +263,13 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    written = run(evaluate.config_flag(), FLAGS.workdir, FLAGS.checkpoint, FLAGS.image, FLAGS.mask,
-                  FLAGS.output, FLAGS.grid, FLAGS.seed)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+  config = cli.load_config()
+  written = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.image,
+                                 FLAGS.mask, FLAGS.output, FLAGS.grid, FLAGS.seed))
   for path in written:
     print(path)
 
 
 if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   define_flags()
-  app.run(main, flags_parser=evaluate.parse_flags)
+  cli.run(main)
