@@ -7,9 +7,11 @@ landmarks (x, y) in that S×S pixel grid (pixel centers at integers), in the
 order of `LANDMARKS`. A horizontal flip mirrors x and swaps left and right.
 
 `data.celeba_dir` empty → tensorflow-datasets `celeb_a` in `data.tfds_data_dir`
-(the tfds default when empty); it must already be prepared: nothing is
-downloaded here, and absent data fail at once with a message saying how to get
-it. Otherwise the directory holds `img_align_celeba/` and the lists
+(the tfds default when empty). When it is not prepared yet and
+`data.celeba_download` is on, process 0 downloads and prepares it, but only if
+the download host answers within seconds; otherwise absent data fail at once
+with a message saying how to get it (never after minutes of retries).
+Otherwise the directory holds `img_align_celeba/` and the lists
 `list_attr_celeba`, `list_landmarks_align_celeba`, `list_eval_partition`
 (`.txt` as released, or the `.csv` variants of common mirrors; at the top or in
 `Anno/` and `Eval/`).
@@ -24,6 +26,7 @@ Mustache train faces, ~1.2 GB for the whole train split).
 import csv
 import dataclasses
 import os
+import socket
 from collections.abc import Sequence
 
 import jax
@@ -110,6 +113,31 @@ def _tfds_builder(config: ml_collections.ConfigDict):
   return tfds.builder('celeb_a', data_dir=config.data.tfds_data_dir or None)
 
 
+DOWNLOAD_HOST = ('drive.google.com', 443)
+
+
+def _reachable(address: tuple[str, int], timeout: float = 3.0) -> bool:
+  try:
+    with socket.create_connection(address, timeout=timeout):
+      return True
+  except OSError:
+    return False
+
+
+def _download(builder, config: ml_collections.ConfigDict) -> bool:
+  """Prepares tfds `celeb_a` on process 0 if allowed and the host answers; True if done."""
+  if not config.data.celeba_download or not _reachable(DOWNLOAD_HOST):
+    return False
+  if jax.process_index() == 0:
+    logging.info('Downloading and preparing tfds celeb_a into %s (1.4 GB).', builder.data_dir)
+    try:
+      builder.download_and_prepare()
+    except Exception as e:  # noqa: BLE001 (any download failure gets the same advice)
+      raise UserError(f'Downloading tfds celeb_a into {builder.data_dir} failed '
+                      f'({type(e).__name__}: {e}). {HELP}') from e
+  return True
+
+
 def check_available(config: ml_collections.ConfigDict) -> None:
   """Fails at once, naming where it looked and both ways to get CelebA, if data are absent."""
   _check_fields(config)
@@ -126,11 +154,14 @@ def check_available(config: ml_collections.ConfigDict) -> None:
                       f"{', '.join(IMAGE_DIRS)}; unzip img_align_celeba.zip there). {HELP}")
     return
   builder = _tfds_builder(config)
-  if not (builder.data_path.exists() and builder.is_prepared()):
+  prepared = lambda: builder.data_path.exists() and builder.is_prepared()  # noqa: E731
+  if not prepared() and not (_download(builder, config) and prepared()):
     where = (f"data.tfds_data_dir='{config.data.tfds_data_dir}'" if config.data.tfds_data_dir
              else 'data.tfds_data_dir is empty: the tfds default')
+    tried = ('' if not config.data.celeba_download else
+             f' No automatic download: {DOWNLOAD_HOST[0]} did not answer.')
     raise UserError(f'CelebA not found: data.celeba_dir is empty and there is no prepared tfds '
-                    f"'celeb_a' at {builder.data_path} ({where}). {HELP}")
+                    f"'celeb_a' at {builder.data_path} ({where}).{tried} {HELP}")
 
 
 # ----------------------------------------------------------------------------

@@ -44,6 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   # resized to `image_size`. Splits: 'train', 'validation' or 'test'.
   config.data.celeba_dir = ''
   config.data.tfds_data_dir = ''
+  # Download and prepare tfds 'celeb_a' when it is missing (if the host answers).
+  config.data.celeba_download = True
   config.data.celeba_attribute = 'Mustache'
   config.data.celeba_keep = 'all'
   config.data.crop_offset = 0
