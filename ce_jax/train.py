@@ -312,6 +312,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   repl, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   local_batch = parallel.local_batch_size(config.train.batch_size)
 
+  # --- Input, from where the run stands (bad data paths fail here, before any compiling).
+  manager = checkpointing.create_manager(workdir, config.train.keep_checkpoints)
+  best_manager = checkpointing.create_best_manager(workdir)
+  start = manager.latest_step() or 0
+  inputs = input_pipeline.create_input(config, local_batch, start_step=start)
+  batches = parallel.prefetch(inputs.train, data)
+
   # --- State: sharded init, then the latest checkpoint if there is one.
   gen, disc = models.create_models(config)
   init = jax.jit(functools.partial(train_state.create, config), out_shardings=repl)
@@ -319,16 +326,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   logging.info('Generator: %s params; discriminator: %s params.',
                f'{models.param_count(state.g_params):,}',
                f'{models.param_count(state.d_params):,}')
-  manager = checkpointing.create_manager(workdir, config.train.keep_checkpoints)
-  best_manager = checkpointing.create_best_manager(workdir)
-  state = checkpointing.restore_or_init(manager, state)
-  start = int(jax.device_get(state.step))
+  state = checkpointing.restore_or_init(manager, state, start or None)
   if start:
     logging.info('Resumed from step %d in %s.', start, manager.directory)
-
-  # --- Input, from where the run stands.
-  inputs = input_pipeline.create_input(config, local_batch, start_step=start)
-  batches = parallel.prefetch(inputs.train, data)
 
   # --- Compiled functions.
   step_fn = jax.jit(functools.partial(train_step, config=config, gen=gen, disc=disc),
@@ -342,7 +342,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
                                            every_steps=t.log_every)
   preempted = PreemptionFlag()
   history: list[Metrics] = []
-  step = start
+  step = saved = start
   try:
     while step < t.num_steps and not preempted.set:
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
@@ -367,8 +367,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
       if saving:
         with report.timed('checkpoint'):
           checkpointing.save(manager, state)
-    if preempted.set and history:
-      writer.write_scalars(step, check_finite(history, manager, step))
+        saved = step
+    if preempted.set and saved != step:
+      # SIGTERM arrived after this step's save decision.
+      if history:
+        writer.write_scalars(step, check_finite(history, manager, step))
       checkpointing.save(manager, state)
   finally:
     manager.wait_until_finished()
