@@ -178,3 +178,16 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
   steps = [int(s) for s in os.listdir(workdir / 'checkpoints')]
   assert len(steps) == 1 and 3 <= steps[0] < 100000
   assert 'SIGTERM received' in (tmp_path / 'log.txt').read_text()
+
+
+def test_checkpoint_round_trip_in_a_relative_workdir(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  cfg = config()
+  state = train_state.create(cfg, jax.random.PRNGKey(1)).replace(step=np.int32(7))
+  manager = checkpointing.create_manager('runs/rel', 2)
+  checkpointing.save(manager, state)
+  manager.wait_until_finished()
+  assert (tmp_path / 'runs' / 'rel' / 'checkpoints' / '7').is_dir()
+  restored = restore('runs/rel', cfg)
+  assert int(restored.step) == 7
+  assert_trees_close(restored.g_params, state.g_params, rtol=0, atol=0)
