@@ -10,16 +10,16 @@ from etils import epath
 from ce_jax.train_state import GANState
 
 
-def _directory(workdir: str, name: str) -> epath.Path:
-  """`<workdir>/<name>`, absolute for local paths (Orbax restores need that); gs:// as is."""
-  return epath.Path(workdir if '://' in workdir else os.path.abspath(workdir)) / name
+def workdir_path(workdir: str) -> epath.Path:
+  """The workdir, absolute for local paths (Orbax restores need that); gs:// as is."""
+  return epath.Path(workdir if '://' in str(workdir) else os.path.abspath(workdir))
 
 
 def create_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
   """Manager of `<workdir>/checkpoints`, keeping the last `keep` (async saves)."""
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                          enable_async_checkpointing=True)
-  return ocp.CheckpointManager(_directory(workdir, 'checkpoints'), options=options)
+  return ocp.CheckpointManager(workdir_path(workdir) / 'checkpoints', options=options)
 
 
 BEST_METRIC = 'eval_hole_psnr'
@@ -29,7 +29,7 @@ def create_best_manager(workdir: str) -> ocp.CheckpointManager:
   """Manager of `<workdir>/best`: the one checkpoint with the highest `BEST_METRIC`."""
   options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_best_value,
                                          best_mode='max', enable_async_checkpointing=True)
-  return ocp.CheckpointManager(_directory(workdir, 'best'), options=options)
+  return ocp.CheckpointManager(workdir_path(workdir) / 'best', options=options)
 
 
 def _best_value(metrics: dict[str, float]) -> float:

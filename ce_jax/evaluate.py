@@ -106,7 +106,7 @@ def _mismatch(stored: dict, wanted: dict) -> str:
 def resolve(workdir: str | None, checkpoint: str) -> tuple[epath.Path, bool, int | None]:
   """(workdir, best?, step) for `--checkpoint` = latest | best | <step> | <step directory>."""
   if checkpoint not in ('latest', 'best') and not checkpoint.isdigit():
-    path = epath.Path(checkpoint)
+    path = checkpointing.workdir_path(checkpoint)
     if not (path.name.isdigit() and path.parent.name in ('checkpoints', 'best')):
       raise UserError(f"--checkpoint='{checkpoint}': expected latest, best, a step number or a "
                       'checkpoint directory such as runs/default/checkpoints/900.')
@@ -116,7 +116,7 @@ def resolve(workdir: str | None, checkpoint: str) -> tuple[epath.Path, bool, int
   if not workdir:
     raise UserError(f'--checkpoint={checkpoint} needs --workdir (or pass a checkpoint directory).')
   step = int(checkpoint) if checkpoint.isdigit() else None
-  return epath.Path(workdir), checkpoint == 'best', step
+  return checkpointing.workdir_path(workdir), checkpoint == 'best', step
 
 
 def load_state(config: ml_collections.ConfigDict, workdir: str | None,
