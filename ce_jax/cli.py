@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import ml_collections
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 from ce_jax.errors import UserError
 
@@ -40,6 +41,15 @@ def parse_flags(argv: list[str]) -> list[str]:
       if hint:
         message += f' Did you mean --config.{field.rpartition(".")[0]}.{hint.group(1)}?'
     fail(message)
+
+
+def define_checkpoint_flags() -> None:
+  """`--config`, `--workdir` and `--checkpoint`, for programs that load a trained model."""
+  config_flags.DEFINE_config_file('config', None, 'The training configuration file.',
+                                  lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Training workdir holding checkpoints/ (and best/).')
+  flags.DEFINE_string('checkpoint', 'latest',
+                      'latest, best, a step number, or a checkpoint directory.')
 
 
 def load_config() -> ml_collections.ConfigDict:

@@ -24,7 +24,6 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from etils import epath
-from ml_collections import config_flags
 
 from ce_jax import (
   baselines,
@@ -302,11 +301,7 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   """Command-line flags (defined only when run as a program)."""
-  config_flags.DEFINE_config_file('config', None, 'The training configuration file.',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Training workdir holding checkpoints/ (and best/).')
-  flags.DEFINE_string('checkpoint', 'latest',
-                      'latest, best, a step number, or a checkpoint directory.')
+  cli.define_checkpoint_flags()
   flags.DEFINE_string('output_dir', None, 'Where eval_<step>.* go (default: the workdir).')
   flags.DEFINE_integer('num_samples', 4, 'Rows of the sample PNG.')
   flags.mark_flags_as_required(['config'])

@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 from PIL import Image, ImageOps
 
 from ce_jax import cli, evaluate, input_pipeline, masks, models, train, visualize
@@ -246,11 +245,7 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   """Command-line flags (defined only when run as a program)."""
-  config_flags.DEFINE_config_file('config', None, 'The training configuration file.',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Training workdir holding checkpoints/ (and best/).')
-  flags.DEFINE_string('checkpoint', 'latest',
-                      'latest, best, a step number, or a checkpoint directory.')
+  cli.define_checkpoint_flags()
   flags.DEFINE_string('image', None, 'An image file or a folder of images.')
   flags.DEFINE_string('mask', None, 'A mask file (white = fill), a folder of masks named like '
                       'the images, center, or random_blocks.')

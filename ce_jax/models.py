@@ -49,29 +49,67 @@ def upsample_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
       lhs_dilation=(2, 2), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-# Kernel tap feeding output phase r from input offset d ∈ {−1, 0, +1}
-# (4 = a zero tap): y[2m] = x[m−1]·k[3] + x[m]·k[1], y[2m+1] = x[m]·k[2] + x[m+1]·k[0].
-_SUBPIXEL_TAPS = np.array([[3, 4], [1, 2], [4, 0]])  # [offset, phase]
-
-
 def subpixel_kernel(kernel: jax.Array) -> jax.Array:
-  """Maps a `[4, 4, Cin, Cout]` transposed-conv kernel to `[3, 3, Cin, 4·Cout]`."""
+  """Maps a `[4, 4, Cin, Cout]` transposed-conv kernel to `[2, 2, Cin, 4·Cout]`.
+
+  Along each axis, output phase r ∈ {0, 1} reads the 1-padded input at window
+  offset j ∈ {0, 1} through tap 3 − 2j − r, i.e. y[2m] = x[m−1]·k[3] + x[m]·k[1]
+  and y[2m+1] = x[m]·k[2] + x[m+1]·k[0]: the reversed taps, split as (j, r).
+  Output channels are phase-major: `(ry, rx, Cout)`.
+  """
   cin, cout = kernel.shape[2:]
-  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
-  taps = _SUBPIXEL_TAPS
-  k = padded[taps[:, :, None, None], taps[None, None, :, :]]  # [dy, ry, dx, rx, Cin, Cout]
-  return k.transpose(0, 2, 4, 1, 3, 5).reshape(3, 3, cin, 4 * cout)
+  k = kernel[::-1, ::-1].reshape(2, 2, 2, 2, cin, cout)  # [jy, ry, jx, rx, Cin, Cout]
+  return k.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, cin, 4 * cout)
 
 
 def upsample_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Exactly `upsample_transpose`, as a 3×3 convolution to 4·Cout then depth-to-space."""
+  """Exactly `upsample_transpose`, as a 2×2 convolution to 4·Cout then depth-to-space.
+
+  The convolution of the 1-padded input gives `[B, H+1, W+1, 4·Cout]`; phase
+  (ry, rx), shifted by (ry, rx), is `y[:, ry::2, rx::2]`. Same shapes as
+  `upsample_transpose`, about a quarter of its multiply-adds.
+  """
   b, h, w, _ = x.shape
   cout = kernel.shape[-1]
-  y = jax.lax.conv_general_dilated(
-      x, subpixel_kernel(kernel), window_strides=(1, 1), padding=((1, 1), (1, 1)),
+  # Padding as its own op: XLA:CPU differentiates a padded convolution far more slowly.
+  x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  z = jax.lax.conv_general_dilated(
+      x, subpixel_kernel(kernel), window_strides=(1, 1), padding='VALID',
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  y = y.reshape(b, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(b, 2 * h, 2 * w, cout)
+  z = z.reshape(b, h + 1, w + 1, 2, 2, cout)
+  rows = [jnp.stack([z[:, ry:ry + h, rx:rx + w, ry, rx] for rx in (0, 1)], axis=3)
+          for ry in (0, 1)]
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)
+
+
+def _conv_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+@jax.custom_vjp
+def downsample(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """4×4 stride-2 convolution, padding 1: `[B, 2H, 2W, Cin]` → `[B, H, W, Cout]`.
+
+  Its input gradient is the transposed convolution of the output gradient by
+  the same kernel, channels swapped; it runs through `upsample_subpixel`, which
+  XLA:CPU computes several times faster than its own (dilated) form.
+  """
+  return _conv_stride2(x, kernel)
+
+
+def _downsample_fwd(x, kernel):
+  return _conv_stride2(x, kernel), (x, kernel)
+
+
+def _downsample_bwd(res, dy):
+  x, kernel = res
+  dx = upsample_subpixel(dy, kernel.transpose(0, 1, 3, 2))
+  _, kernel_vjp = jax.vjp(lambda k: _conv_stride2(x, k), kernel)
+  return dx, kernel_vjp(dy)[0]
+
+
+downsample.defvjp(_downsample_fwd, _downsample_bwd)
 
 
 def resolve_upsample(method: str) -> str:
@@ -108,9 +146,14 @@ class ProjectUp(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    shape = (self.size, self.size, x.shape[-1], self.features)
+    b, n = x.shape[0], self.size
+    shape = (n, n, x.shape[-1], self.features)
     kernel = self.param('kernel', conv_init, shape, jnp.float32).astype(self.dtype)
-    return jnp.einsum('bc,hwcd->bhwd', x.reshape(x.shape[0], -1).astype(self.dtype), kernel)
+    x = jnp.broadcast_to(x.reshape(1, b, -1).astype(self.dtype), (n * n, b, shape[2]))
+    # One [B, Cin] × [Cin, Cout] product per output pixel, batched over the n² pixels:
+    # the HWIO kernel is read in place, where 'bc,hwcd->bhwd' transposes all of it.
+    y = jax.lax.dot_general(x, kernel.reshape(n * n, *shape[2:]), (((2,), (1,)), ((0,), (0,))))
+    return y.transpose(1, 0, 2).reshape(b, n, n, self.features)
 
 
 # ----------------------------------------------------------------------------
@@ -129,9 +172,40 @@ def _log2_layers(size: int, field: str) -> int:
   return int(math.log2(size // 4))
 
 
+def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding: Any,
+                         lhs_dilation: Any = None, rhs_dilation: Any = None,
+                         dimension_numbers: Any = None, feature_group_count: int = 1,
+                         precision: Any = None) -> jax.Array:
+  """`lax.conv_general_dilated`, with two faster forms of the same map.
+
+  A convolution whose HWIO kernel covers the whole input (the 4×4 valid
+  bottleneck on a 4×4 map) is one `[B, H·W·Cin] × [H·W·Cin, Cout]` matmul, the
+  kernel reshaped for free; XLA:CPU runs it about 10× faster so. On CPU, a 4×4
+  stride-2 convolution with padding 1 differentiates through `downsample`.
+  """
+  plain = (lhs.ndim == 4 and feature_group_count == 1 and precision is None
+           and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+           == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ('NHWC', 'HWIO', 'NHWC'))
+           and all(d in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))))
+  pads = None if isinstance(padding, str) else tuple(tuple(p) for p in padding)
+  if plain and rhs.shape[:2] == lhs.shape[1:3] and (padding == 'VALID' or
+                                                     pads == ((0, 0), (0, 0))):
+    y = jnp.dot(lhs.reshape(lhs.shape[0], -1), rhs.reshape(-1, rhs.shape[-1]),
+                precision=precision)
+    return y.reshape(lhs.shape[0], 1, 1, rhs.shape[-1])
+  if (plain and jax.default_backend() == 'cpu' and rhs.shape[:2] == (4, 4)
+      and tuple(window_strides) == (2, 2) and pads == ((1, 1), (1, 1))
+      and lhs.shape[1] % 2 == 0 and lhs.shape[2] % 2 == 0):
+    return downsample(lhs, rhs)
+  return jax.lax.conv_general_dilated(
+      lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+      dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+      precision=precision)
+
+
 def conv(features: int, kernel: int, stride: int, padding: Any, dtype: Dtype) -> nn.Conv:
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=padding, use_bias=False,
-                 kernel_init=conv_init, dtype=dtype)
+                 kernel_init=conv_init, dtype=dtype, conv_general_dilated=conv_general_dilated)
 
 
 class DCGANEncoder(nn.Module):

@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 import pytest
-import tensorflow as tf
+from events import scalars
 from PIL import Image
 
 from ce_jax import checkpointing, input_pipeline, parallel, train
@@ -47,17 +47,6 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     return s.getsockname()[1]
-
-
-def scalars(workdir):
-  """{tag: {step: value}} from the TensorBoard event files of `workdir`."""
-  out = {}
-  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.metadata.plugin_data.plugin_name == 'scalars':
-          out.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-  return out
 
 
 def restore(workdir, step, like):

@@ -1,6 +1,5 @@
 """End-to-end training on `configs/test.py`: parallelism, resume, CLI, failure paths."""
 
-import glob
 import math
 import os
 import signal
@@ -11,7 +10,7 @@ import time
 import jax
 import numpy as np
 import pytest
-import tensorflow as tf
+from events import scalars
 from PIL import Image
 
 from ce_jax import checkpointing, train, train_state
@@ -26,17 +25,6 @@ def config(**train_overrides):
   for k, v in train_overrides.items():
     setattr(c.train, k, v)
   return c
-
-
-def scalars(workdir):
-  """{tag: {step: value}} from the TensorBoard event files of `workdir`."""
-  out = {}
-  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.metadata.plugin_data.plugin_name == 'scalars':
-          out.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-  return out
 
 
 def restore(workdir, cfg, step=None):
