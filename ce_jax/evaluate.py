@@ -108,7 +108,7 @@ def resolve(workdir: str | None, checkpoint: str) -> tuple[epath.Path, bool, int
     path = checkpointing.workdir_path(checkpoint)
     if not (path.name.isdigit() and path.parent.name in ('checkpoints', 'best')):
       raise UserError(f"--checkpoint='{checkpoint}': expected latest, best, a step number or a "
-                      'checkpoint directory such as runs/default/checkpoints/900.')
+                      'checkpoint directory such as runs/default/checkpoints/1500.')
     if not path.exists():
       raise UserError(f"--checkpoint='{checkpoint}' does not exist.")
     return path.parent.parent, path.parent.name == 'best', int(path.name)
