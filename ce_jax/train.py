@@ -13,13 +13,10 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from clu import metric_writers, periodic_actions
 from etils import epath
 
 from ce_jax import (
-  celeba,
   checkpointing,
-  input_pipeline,
   losses,
   masks,
   metrics,
@@ -291,6 +288,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   models.output_size(config)
   models.compute_dtype(config)
   if config.data.source == 'celeba':
+    from ce_jax import celeba  # noqa: PLC0415 (TensorFlow: see train_and_evaluate)
+
     celeba.check_available(config)
 
 
@@ -301,6 +300,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   """Trains (resuming from `workdir` if it holds checkpoints) and returns the final state."""
+  # Imported here, not at the top: both need TensorFlow, which the pure step
+  # functions above (and the benchmarks that import them) do not.
+  from clu import metric_writers, periodic_actions  # noqa: PLC0415
+
+  from ce_jax import input_pipeline  # noqa: PLC0415
+
   validate(config)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
