@@ -364,6 +364,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
         with report.timed('eval'):
           psnr, out = evaluate(state, inputs.eval_batch, eval_fn, config, data)
         writer.write_scalars(step, {'eval_hole_psnr': psnr})
+        # Orbax names its multi-host barriers by step: one manager saves at a time.
+        manager.wait_until_finished()
         checkpointing.save_if_best(best_manager, state, psnr)
       if step % t.sample_every == 0 or last:
         first = {k: v[:local_batch] for k, v in inputs.eval_batch.items()}
@@ -371,12 +373,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
         write_samples(workdir, writer, step, out, t.num_samples)
       if saving:
         with report.timed('checkpoint'):
+          best_manager.wait_until_finished()
           checkpointing.save(manager, state)
         saved = step
     if preempted.set and saved != step:
       # SIGTERM arrived after this step's save decision.
       if history:
         writer.write_scalars(step, check_finite(history, manager, step))
+      best_manager.wait_until_finished()
       checkpointing.save(manager, state)
   finally:
     manager.wait_until_finished()
