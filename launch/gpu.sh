@@ -31,32 +31,8 @@ Environment (defaults in brackets):
 EOF
 }
 
-die() {
-  echo "gpu.sh: $*" >&2
-  exit 2
-}
-
-# Prints one argument as a shell word that pastes back to the same argument.
-quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-    printf '%s' "$1"
-  elif [[ $1 =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    printf '%s%s' "${BASH_REMATCH[1]}" "$(quote "${BASH_REMATCH[2]}")"
-  else
-    local escaped=${1//\'/\'\\\'\'}
-    printf "'%s'" "$escaped"
-  fi
-}
-
-show() {
-  local words=() arg
-  for arg in "$@"; do words+=("$(quote "$arg")"); done
-  echo "+ ${words[*]}"
-}
-
-run() {
-  if [[ $DRY_RUN == 1 ]]; then show "$@"; else show "$@" >&2; "$@"; fi
-}
+# shellcheck source=launch/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # The trainer replaces this shell, so signals such as SIGTERM reach it directly.
 run_exec() {

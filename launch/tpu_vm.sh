@@ -39,37 +39,8 @@ Environment (defaults in brackets):
 EOF
 }
 
-die() {
-  echo "tpu_vm.sh: $*" >&2
-  exit 2
-}
-
-# Prints one argument as a shell word that pastes back to the same argument.
-quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-    printf '%s' "$1"
-  elif [[ $1 =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    printf '%s%s' "${BASH_REMATCH[1]}" "$(quote "${BASH_REMATCH[2]}")"
-  else
-    local escaped=${1//\'/\'\\\'\'}
-    printf "'%s'" "$escaped"
-  fi
-}
-
-quote_all() {
-  local words=() arg
-  for arg in "$@"; do words+=("$(quote "$arg")"); done
-  echo "${words[*]}"
-}
-
-run() {
-  if [[ $DRY_RUN == 1 ]]; then
-    echo "+ $(quote_all "$@")"
-  else
-    echo "+ $(quote_all "$@")" >&2
-    "$@"
-  fi
-}
+# shellcheck source=launch/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DRY_RUN=${DRY_RUN:-0}
 args=()
