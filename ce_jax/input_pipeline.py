@@ -12,7 +12,6 @@ import dataclasses
 import os
 import zlib
 from collections.abc import Iterator
-from typing import Any
 
 import jax
 import ml_collections
@@ -281,7 +280,3 @@ def create_input(config: ml_collections.ConfigDict, local_batch_size: int,
                len(train.photos or train.files), 'photos' if train.photos else 'files',
                len(eval_batch['image']))
   return Input(ds.as_numpy_iterator(), eval_batch, len(train.photos or train.files))
-
-
-def describe(batch: dict[str, Any]) -> str:
-  return ', '.join(f'{k}: {v.shape} {v.dtype}' for k, v in batch.items())
