@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from ce_jax.errors import UserError
 
@@ -53,7 +54,9 @@ def center(batch_size: int, image_size: tuple[int, int], *, hole_size: int, over
   """The paper's center hole: a `hole_size − 2·overlap` square hole in the middle.
 
   With its band, the loss covers the central `hole_size` square, the region
-  the center-output generator predicts.
+  the center-output generator predicts. The masks need no key: they are built
+  on the host, so a jitted step holds them as constants instead of drawing
+  them every step (what `with_band` would compute, exactly).
   """
   h, w = image_size
   side = hole_size - 2 * overlap
@@ -61,9 +64,19 @@ def center(batch_size: int, image_size: tuple[int, int], *, hole_size: int, over
     raise UserError(
         f'mask.hole_size={hole_size} with mask.overlap={overlap} does not fit a '
         f'{h}×{w} image: expected 2·overlap < hole_size ≤ {min(h, w)}.')
-  full = lambda v: jnp.full((batch_size, 1), v, jnp.int32)  # noqa: E731
-  mask = _boxes(full((h - side) // 2), full((w - side) // 2), full(side), full(side), image_size)
-  return with_band(mask, overlap, overlap_weight)
+  top, left = (h - side) // 2, (w - side) // 2
+  yy, xx = np.arange(h)[:, None], np.arange(w)[None, :]
+
+  def square(grow: int) -> np.ndarray:
+    inside = ((yy >= top - grow) & (yy < top + side + grow)
+              & (xx >= left - grow) & (xx < left + side + grow))
+    return inside.astype(np.float32)
+
+  hole = square(0)
+  weight = hole + overlap_weight * (square(max(overlap, 0)) - hole)
+  as_batch = lambda a: jnp.broadcast_to(jnp.asarray(a)[None, :, :, None],  # noqa: E731
+                                        (batch_size, h, w, 1))
+  return Masks(as_batch(hole), as_batch(weight.astype(np.float32)))
 
 
 def random_blocks(key: jax.Array, batch_size: int, image_size: tuple[int, int], *,

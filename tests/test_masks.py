@@ -1,6 +1,7 @@
 """Mask generators: shapes, values, coverage, determinism by key."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -28,6 +29,20 @@ def test_center_hole_and_band():
   band[16:48, 16:48] = True
   band &= ~hole
   np.testing.assert_array_equal(weight[0, ..., 0], hole * 1.0 + band * 10.0)
+
+
+@pytest.mark.parametrize('image_size,hole_size,overlap', [((64, 64), 32, 4), ((40, 56), 21, 3),
+                                                         ((16, 16), 16, 2), ((16, 16), 6, 0)])
+def test_center_equals_band_of_drawn_square(image_size, hole_size, overlap):
+  m = masks.center(3, image_size, hole_size=hole_size, overlap=overlap, overlap_weight=7.0)
+  h, w = image_size
+  side = hole_size - 2 * overlap
+  square = np.zeros((3, h, w, 1), np.float32)
+  square[:, (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side] = 1
+  drawn = masks.with_band(jnp.asarray(square), overlap, 7.0)
+  np.testing.assert_array_equal(np.asarray(m.mask), np.asarray(drawn.mask))
+  np.testing.assert_array_equal(np.asarray(m.weight), np.asarray(drawn.weight))
+  assert m.mask.dtype == m.weight.dtype == jnp.float32
 
 
 def test_center_rejects_hole_that_does_not_fit():
