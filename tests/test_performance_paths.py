@@ -6,6 +6,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from ce_jax import models, parallel, train, train_state
@@ -116,3 +117,11 @@ def test_no_retracing_over_three_steps():
     state, _ = step_fn(state, batch)
   assert int(state.step) == 3
   assert step_fn._cache_size() == 1
+
+
+def test_global_norm_matches_optax_tree_norm():
+  tree = {'a': jax.random.normal(jax.random.key(1), (4, 4, 3, 5)),
+          'b': [jnp.arange(7.0) - 3.0, jnp.full((2, 3), -0.5)]}
+  np.testing.assert_allclose(train.global_norm(tree), optax.tree.norm(tree), rtol=1e-6)
+  np.testing.assert_allclose(train.global_norm(tree), np.sqrt(sum(
+      np.sum(np.square(np.asarray(x, np.float64))) for x in jax.tree.leaves(tree))), rtol=1e-6)
