@@ -83,6 +83,41 @@ def global_norm(tree: optax.Params) -> jax.Array:
   return jnp.sqrt(sum(squares))
 
 
+def apply_gradients(tx: optax.GradientTransformation, params: optax.Params,
+                    opt_state: optax.OptState, grads: optax.Updates
+                    ) -> tuple[optax.Params, optax.OptState, jax.Array, jax.Array]:
+  """`tx.update` then `optax.apply_updates`, arranged for in-place updates (pure).
+
+  On finite steps the result is exactly optax's. Two guards order the writes
+  to the donated buffers so that XLA updates them in place instead of copying
+  them first (for the paper's generator, 4 copies of 125 MiB and their fresh
+  pages every step: ~15 % of a CPU step):
+  - parameters take the update only if every gradient is finite, so each
+    parameter write waits for the whole backward pass (the last reader of the
+    old parameters);
+  - a first moment `mu` (Adam's) advances only if, besides, the new parameters
+    are finite, so its write waits for the parameter update, which XLA makes
+    re-read the old moment.
+  A non-finite step stops training anyway (see `check_finite`).
+
+  Returns:
+    New parameters, new optimizer state, the global norms `[]` float32 of the
+    gradients and of the new parameters.
+  """
+  grad_norm = global_norm(grads)
+  updates, new_opt_state = tx.update(grads, opt_state, params)
+  finite = jnp.isfinite(grad_norm)
+  updates = jax.tree.map(lambda u: jnp.where(finite, u, jnp.zeros_like(u)), updates)
+  new_params = optax.apply_updates(params, updates)
+  param_norm = global_norm(new_params)
+  new_mu, old_mu = optax.tree.get(new_opt_state, 'mu'), optax.tree.get(opt_state, 'mu')
+  if new_mu is not None:
+    keep = finite & jnp.isfinite(param_norm)
+    new_opt_state = optax.tree.set(
+        new_opt_state, mu=jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_mu, old_mu))
+  return new_params, new_opt_state, grad_norm, param_norm
+
+
 def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
                gen: nn.Module, disc: nn.Module) -> tuple[GANState, Metrics]:
   """One D update, then one G update against the updated D (pure).
@@ -119,8 +154,8 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
 
   (d_loss, (d_stats, real_logit, fake_logit)), d_grads = jax.value_and_grad(
       d_loss_fn, has_aux=True)(state.d_params)
-  d_updates, d_opt_state = state.d_tx.update(d_grads, state.d_opt_state, state.d_params)
-  d_params = optax.apply_updates(state.d_params, d_updates)
+  d_params, d_opt_state, d_grad_norm, _ = apply_gradients(
+      state.d_tx, state.d_params, state.d_opt_state, d_grads)
 
   if config.model.output == 'center':
     offset, side = center_box(config)
@@ -140,8 +175,8 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
   (g_loss, (rec, adv, d_stats)), g_out_grad = jax.value_and_grad(
       g_loss_fn, has_aux=True)(out)
   (g_grads,) = g_vjp(g_out_grad)
-  g_updates_opt, g_opt_state = state.g_tx.update(g_grads, state.g_opt_state, state.g_params)
-  g_params = optax.apply_updates(state.g_params, g_updates_opt)
+  g_params, g_opt_state, g_grad_norm, g_param_norm = apply_gradients(
+      state.g_tx, state.g_params, state.g_opt_state, g_grads)
 
   new_state = state.replace(
       step=state.step + 1, g_params=g_params, g_batch_stats=g_updates['batch_stats'],
@@ -151,8 +186,8 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
       'd_loss': d_loss, 'g_loss': g_loss, 'rec_loss': rec, 'adv_loss': adv,
       'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
       'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)),
-      'g_grad_norm': global_norm(g_grads), 'd_grad_norm': global_norm(d_grads),
-      'g_param_norm': global_norm(g_params),
+      'g_grad_norm': g_grad_norm, 'd_grad_norm': d_grad_norm,
+      'g_param_norm': g_param_norm,
   }
   return new_state, out_metrics
 

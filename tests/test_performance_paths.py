@@ -125,3 +125,31 @@ def test_global_norm_matches_optax_tree_norm():
   np.testing.assert_allclose(train.global_norm(tree), optax.tree.norm(tree), rtol=1e-6)
   np.testing.assert_allclose(train.global_norm(tree), np.sqrt(sum(
       np.sum(np.square(np.asarray(x, np.float64))) for x in jax.tree.leaves(tree))), rtol=1e-6)
+
+
+def test_apply_gradients_is_optax_on_finite_steps_and_keeps_state_on_nan():
+  tx = optax.adam(1e-2, b1=0.5)
+  keys = jax.random.split(jax.random.key(2), 4)
+  params = {'w': jax.random.normal(keys[0], (3, 4)), 'b': jnp.zeros(4)}
+  ours, ref = (params, tx.init(params)), (params, tx.init(params))
+  step = jax.jit(functools.partial(train.apply_gradients, tx))
+
+  @jax.jit
+  def reference(params, state, grads):
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  for key in keys[1:]:
+    grads = {name: jax.random.normal(key, p.shape) for name, p in params.items()}
+    new_params, new_state, grad_norm, param_norm = step(*ours, grads)
+    ref = reference(*ref, grads)
+    chex.assert_trees_all_close((new_params, new_state), ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad_norm, optax.tree.norm(grads), rtol=1e-6)
+    np.testing.assert_allclose(param_norm, optax.tree.norm(new_params), rtol=1e-6)
+    ours = (new_params, new_state)
+
+  nan_grads = {'w': jnp.full((3, 4), jnp.nan), 'b': jnp.ones(4)}
+  new_params, new_state, grad_norm, _ = step(*ours, nan_grads)
+  assert not np.isfinite(grad_norm)
+  chex.assert_trees_all_equal(new_params, ours[0])
+  chex.assert_trees_all_equal(optax.tree.get(new_state, 'mu'), optax.tree.get(ours[1], 'mu'))
