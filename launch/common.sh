@@ -24,6 +24,24 @@ quote_all() {
   echo "${words[*]}"
 }
 
+# Reads the script's own options wherever they stand (--dry-run, -h/--help, which
+# calls the script's usage) and sets DRY_RUN, COMMAND (the first other
+# argument) and the array ARGS (the rest, in order). No command: usage, exit 2.
+parse_args() {
+  DRY_RUN=${DRY_RUN:-0}
+  local rest=() arg
+  for arg in "$@"; do
+    case $arg in
+      --dry-run) DRY_RUN=1 ;;
+      -h | --help) usage; exit 0 ;;
+      *) rest+=("$arg") ;;
+    esac
+  done
+  [[ ${#rest[@]} -gt 0 ]] || { usage >&2; exit 2; }
+  COMMAND=${rest[0]}
+  ARGS=("${rest[@]:1}")
+}
+
 show() {
   echo "+ $(quote_all "$@")"
 }

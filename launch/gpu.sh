@@ -39,19 +39,9 @@ run_exec() {
   if [[ $DRY_RUN == 1 ]]; then show "$@"; else show "$@" >&2; exec "$@"; fi
 }
 
-DRY_RUN=${DRY_RUN:-0}
-args=()
-for arg in "$@"; do
-  case $arg in
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) args+=("$arg") ;;
-  esac
-done
-set -- "${args[@]+"${args[@]}"}"
-[[ $# -gt 0 ]] || { usage >&2; exit 2; }
-cmd=$1
-shift
+parse_args "$@"
+cmd=$COMMAND
+set -- "${ARGS[@]+"${ARGS[@]}"}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}

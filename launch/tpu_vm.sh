@@ -42,19 +42,9 @@ EOF
 # shellcheck source=launch/common.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-DRY_RUN=${DRY_RUN:-0}
-args=()
-for arg in "$@"; do
-  case $arg in
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) args+=("$arg") ;;
-  esac
-done
-set -- "${args[@]+"${args[@]}"}"
-[[ $# -gt 0 ]] || { usage >&2; exit 2; }
-cmd=$1
-shift
+parse_args "$@"
+cmd=$COMMAND
+set -- "${ARGS[@]+"${ARGS[@]}"}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ZONE=${ZONE:-us-central2-b}
