@@ -221,27 +221,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--config', default=os.path.join(ROOT, 'configs', 'default.py'),
                  help='JAX config file (model options; size, batch and dtype come from flags)')
-  p.add_argument('--batch-size', type=int, default=16)
+  ref.add_run_arguments(p)
   p.add_argument('--image-size', type=int, default=128,
                  help='input side; a power of two, at least 128 (the patch is always 64×64)')
   p.add_argument('--steps', type=int, default=3, help='timed steps per round and framework')
   p.add_argument('--warmup', type=int, default=5)
   p.add_argument('--repeats', type=int, default=7, help='alternating rounds')
-  p.add_argument('--mode', choices=('eager', 'compile', 'both'), default='eager',
-                 help='PyTorch execution')
-  p.add_argument('--threads', type=int, default=ref._num_cores(),
-                 help='torch.set_num_threads')
-  p.add_argument('--device', choices=('cpu', 'cuda'),
-                 default='cuda' if torch.cuda.is_available() else 'cpu')
-  p.add_argument('--dtype', choices=('float32', 'bfloat16'), default='float32')
-  p.add_argument('--no-mask-channel', action='store_true', help='3-channel input (no mask)')
-  p.add_argument('--seed', type=int, default=0)
-  p.add_argument('--json', action='store_true', help='print one JSON line with the results')
   args = p.parse_args(argv)
   if args.image_size < 128 or args.image_size & (args.image_size - 1):
     p.error('--image-size must be a power of two and at least 128 (what both models take)')
-  if args.device == 'cuda' and not torch.cuda.is_available():
-    p.error('--device cuda requested but CUDA is not available to PyTorch')
+  ref.check_device(p, args)
   backend = jax.default_backend()
   if (args.device == 'cuda') != (backend == 'gpu'):
     p.error(f'--device {args.device} but JAX runs on {backend}: compare like with like')

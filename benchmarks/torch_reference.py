@@ -366,15 +366,11 @@ def _num_cores() -> int:
   return os.cpu_count() or 1
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+  """The flags this script shares with compare.py: batch, execution, device, dtype, output."""
   p.add_argument('--batch-size', type=int, default=16)
-  p.add_argument('--image-size', type=int, default=128,
-                 help='input side; a multiple of 32, at least 96 (the patch is always 64×64)')
-  p.add_argument('--steps', type=int, default=5, help='timed steps per repeat')
-  p.add_argument('--warmup', type=int, default=2)
-  p.add_argument('--repeats', type=int, default=3)
-  p.add_argument('--mode', choices=('eager', 'compile', 'both'), default='eager')
+  p.add_argument('--mode', choices=('eager', 'compile', 'both'), default='eager',
+                 help='PyTorch execution')
   p.add_argument('--threads', type=int, default=_num_cores(), help='torch.set_num_threads')
   p.add_argument('--device', choices=('cpu', 'cuda'),
                  default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -382,11 +378,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument('--no-mask-channel', action='store_true', help='3-channel input (no mask)')
   p.add_argument('--seed', type=int, default=0)
   p.add_argument('--json', action='store_true', help='print one JSON line with the results')
+
+
+def check_device(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+  if args.device == 'cuda' and not torch.cuda.is_available():
+    p.error('--device cuda requested but CUDA is not available to PyTorch')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  add_run_arguments(p)
+  p.add_argument('--image-size', type=int, default=128,
+                 help='input side; a multiple of 32, at least 96 (the patch is always 64×64)')
+  p.add_argument('--steps', type=int, default=5, help='timed steps per repeat')
+  p.add_argument('--warmup', type=int, default=2)
+  p.add_argument('--repeats', type=int, default=3)
   args = p.parse_args(argv)
   if args.image_size % 32 or args.image_size < 96:
     p.error('--image-size must be a multiple of 32 and at least 96')
-  if args.device == 'cuda' and not torch.cuda.is_available():
-    p.error('--device cuda requested but CUDA is not available')
+  check_device(p, args)
   return args
 
 
