@@ -88,7 +88,8 @@ def apply_gradients(tx: optax.GradientTransformation, params: optax.Params,
                     ) -> tuple[optax.Params, optax.OptState, jax.Array, jax.Array]:
   """`tx.update` then `optax.apply_updates`, arranged for in-place updates (pure).
 
-  On finite steps the result is exactly optax's. Two guards order the writes
+  On finite steps the result is optax's (to float rounding: XLA may fuse the
+  arithmetic differently; tests hold it to 1e-6). Two guards order the writes
   to the donated buffers so that XLA updates them in place instead of copying
   them first (for the paper's generator, 4 copies of 125 MiB and their fresh
   pages every step: ~15 % of a CPU step):
