@@ -35,7 +35,7 @@ import ml_collections  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ce_jax import cli, masks, models, parallel, train, train_state  # noqa: E402
+from ce_jax import cli, completion, masks, models, parallel, train, train_state  # noqa: E402
 
 # Dense peak TFLOP/s per chip by compute dtype, matched against `device_kind`
 # (first match wins). NVIDIA float32 is the TF32 tensor-core rate, which XLA
@@ -136,8 +136,7 @@ def build_inference(config: ml_collections.ConfigDict, batch_size: int) -> Bench
   variables = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
   batch = random_batch(config, batch_size)
   m = masks.from_config(config.mask, jax.random.key(1), batch)
-  x_in = models.generator_input(batch['image'], m.mask, train.fill_value(config),
-                                config.model.mask_channel)
+  x_in = completion.generator_input(config, batch['image'], m.mask)
   infer = jax.jit(lambda v, x: gen.apply(v, x, train=False), in_shardings=(repl, data),
                   out_shardings=data)
   return _compile(infer, (variables, x_in), carry_state=False)

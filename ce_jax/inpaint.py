@@ -23,7 +23,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageOps
 
-from ce_jax import cli, evaluate, input_pipeline, masks, models, train, visualize
+from ce_jax import cli, completion, evaluate, input_pipeline, masks, models, visualize
 from ce_jax.errors import UserError
 from ce_jax.train_state import GANState
 
@@ -125,10 +125,8 @@ def plan(image: str, mask: str, output: str) -> list[tuple[str, str, str]]:
 def _predict(state: GANState, image: jax.Array, mask: jax.Array, *,
              config: ml_collections.ConfigDict, gen) -> jax.Array:
   """Composited completion `[1, S, S, 3]` in [-1, 1] of `image` under `mask` `[1, S, S, 1]`."""
-  x_in = models.generator_input(image, mask, train.fill_value(config), config.model.mask_channel)
-  variables = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
-  out = gen.apply(variables, x_in, train=False)
-  return train.composite(image, train.full_prediction(config, out), mask)
+  variables = completion.generator_variables(state, config)
+  return completion.complete(gen, variables, image, mask, config=config)[0]
 
 
 class Inpainter:
@@ -161,7 +159,7 @@ class Inpainter:
   def check_center(self, small: np.ndarray, image_size: tuple[int, int], name: str) -> None:
     if self.config.model.output != 'center':
       return
-    offset, side = train.center_box(self.config)
+    offset, side = completion.center_box(self.config)
     inside = np.zeros_like(small)
     inside[offset:offset + side, offset:offset + side] = True
     if (small & ~inside).any():

@@ -79,6 +79,34 @@ def center(batch_size: int, image_size: tuple[int, int], *, hole_size: int, over
   return Masks(as_batch(hole), as_batch(weight.astype(np.float32)))
 
 
+def center_random(key: jax.Array, batch_size: int, image_size: tuple[int, int], *,
+                  hole_size: int, hole_range: tuple[int, int], overlap: int,
+                  overlap_weight: float) -> Masks:
+  """Rectangular holes of random size and place inside the central `hole_size` square.
+
+  Each side is drawn uniformly from `hole_range` = (smallest, largest) pixels
+  (largest ≤ `hole_size`: up to the whole square the center-output generator
+  predicts), the position uniformly among those that keep the hole inside the
+  square. The band is cut to the square, the part of the image whose loss
+  counts.
+  """
+  h, w = image_size
+  lo, hi = hole_range
+  if not 0 < lo <= hi <= hole_size or hole_size > min(h, w):
+    raise UserError(f'mask.hole_range={tuple(hole_range)} with mask.hole_size={hole_size} in a '
+                    f'{h}×{w} image: expected 0 < smallest ≤ largest ≤ hole_size ≤ {min(h, w)}.')
+  k_h, k_w, k_y, k_x = jax.random.split(key, 4)
+  size = lambda k: jax.random.randint(k, (batch_size, 1), lo, hi + 1)  # noqa: E731
+  height, width = size(k_h), size(k_w)
+  top0, left0 = (h - hole_size) // 2, (w - hole_size) // 2
+  top = top0 + jax.random.randint(k_y, (batch_size, 1), 0, hole_size - height + 1)
+  left = left0 + jax.random.randint(k_x, (batch_size, 1), 0, hole_size - width + 1)
+  m = with_band(_boxes(top, left, height, width, image_size), overlap, overlap_weight)
+  square = _boxes(jnp.full((1, 1), top0), jnp.full((1, 1), left0), jnp.full((1, 1), hole_size),
+                  jnp.full((1, 1), hole_size), image_size)
+  return Masks(m.mask, m.weight * square)
+
+
 def random_blocks(key: jax.Array, batch_size: int, image_size: tuple[int, int], *,
                   num_blocks: int, max_coverage: float, overlap: int,
                   overlap_weight: float) -> Masks:
@@ -261,10 +289,12 @@ def mustache(landmarks: jax.Array, image_size: tuple[int, int], *, margin_x: flo
 
 
 def from_config(config: ml_collections.ConfigDict, key: jax.Array,
-                batch: Mapping[str, Any]) -> Masks:
+                batch: Mapping[str, Any], training: bool = False) -> Masks:
   """Masks for `batch` (which holds `image` `[B, H, W, 3]`) as `config.mask` says.
 
-  A batch that carries its own `mask` (and optionally `weight`) keeps it.
+  A batch that carries its own `mask` (and optionally `weight`) keeps it. With
+  `training`, center holes vary in size when `hole_range` is set; evaluation
+  always uses the fixed center hole.
   """
   b, h, w, _ = batch['image'].shape
   kind = config.kind
@@ -274,6 +304,9 @@ def from_config(config: ml_collections.ConfigDict, key: jax.Array,
       return Masks(mask, jnp.asarray(batch['weight'], jnp.float32))
     return with_band(mask, config.overlap, config.overlap_weight)
   band = dict(overlap=config.overlap, overlap_weight=config.overlap_weight)
+  if kind == 'center' and training and tuple(config.hole_range) != (0, 0):
+    return center_random(key, b, (h, w), hole_size=config.hole_size,
+                         hole_range=tuple(config.hole_range), **band)
   if kind == 'center':
     return center(b, (h, w), hole_size=config.hole_size, **band)
   if kind == 'random_blocks':

@@ -5,6 +5,7 @@ import io
 import math
 import signal
 import threading
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -17,6 +18,7 @@ from etils import epath
 
 from ce_jax import (
   checkpointing,
+  completion,
   losses,
   masks,
   metrics,
@@ -36,40 +38,11 @@ Metrics = dict[str, jax.Array]
 # ----------------------------------------------------------------------------
 
 
-def fill_value(config: ml_collections.ConfigDict) -> jax.Array:
-  """The mean pixel, `[3]` float32 in [-1, 1]."""
-  return jnp.asarray(config.data.mean_pixel, jnp.float32) / 127.5 - 1.0
-
-
-def center_box(config: ml_collections.ConfigDict) -> tuple[int, int]:
-  """(offset, side) of the square the center-output generator predicts."""
-  side = config.mask.hole_size
-  return (config.data.image_size - side) // 2, side
-
-
-def crop(x: jax.Array, offset: int, side: int) -> jax.Array:
-  return x[:, offset:offset + side, offset:offset + side]
-
-
-def full_prediction(config: ml_collections.ConfigDict, out: jax.Array) -> jax.Array:
-  """The generator's output placed on an image-sized canvas `[B, H, W, 3]`."""
-  if config.model.output == 'full':
-    return out
-  offset, side = center_box(config)
-  rest = config.data.image_size - offset - side
-  return jnp.pad(out, ((0, 0), (offset, rest), (offset, rest), (0, 0)))
-
-
-def composite(image: jax.Array, prediction: jax.Array, mask: jax.Array) -> jax.Array:
-  """out = M ⊙ G + (1 − M) ⊙ x, all `[B, H, W, ·]`."""
-  return mask * prediction + (1.0 - mask) * image
-
-
 def _disc_views(config, image, out, mask):
   """What D sees: (real, fake) patches for 'center'; whole images for 'full'."""
   if config.model.output == 'center':
-    return crop(image, *center_box(config)), out
-  return image, composite(image, out, mask)
+    return completion.crop(image, *completion.center_box(config)), out
+  return image, completion.composite(image, out, mask)
 
 
 def global_norm(tree: optax.Params) -> jax.Array:
@@ -119,55 +92,107 @@ def apply_gradients(tx: optax.GradientTransformation, params: optax.Params,
   return new_params, new_opt_state, grad_norm, param_norm
 
 
+PHASES = ('rec', 'd', 'joint')
+
+
+def phase(config: ml_collections.ConfigDict, step: int) -> str:
+  """The training phase of `step` (GLCIC's schedule, Iizuka et al. 2017).
+
+  'rec': G alone on the reconstruction loss (`loss.rec_only_steps` steps);
+  'd': D alone against the frozen G (`loss.d_only_steps` steps);
+  'joint': both, G on `rec_weight·L_rec + adv_weight·L_adv`.
+  """
+  rec, d = config.loss.rec_only_steps, config.loss.d_only_steps
+  if step < rec:
+    return 'rec'
+  if step < rec + d:
+    return 'd'
+  return 'joint'
+
+
+def ema_update(config: ml_collections.ConfigDict, ema: Any, variables: Any,
+               step: jax.Array) -> Any:
+  """G's EMA after `step` updates: decay `min(train.ema_decay, (1 + t) / (10 + t))`.
+
+  The ramp lets the average follow the fast early changes instead of holding
+  the random initialisation for ~1/(1 − decay) steps. `{}` when EMA is off.
+  """
+  if config.train.ema_decay <= 0:
+    return ema
+  t = step.astype(jnp.float32)
+  decay = jnp.minimum(config.train.ema_decay, (1.0 + t) / (10.0 + t))
+  return optax.incremental_update(variables, ema, 1.0 - decay)
+
+
 def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
-               gen: nn.Module, disc: nn.Module) -> tuple[GANState, Metrics]:
-  """One D update, then one G update against the updated D (pure).
+               gen: nn.Module, disc: nn.Module, phase: str = 'joint'
+               ) -> tuple[GANState, Metrics]:
+  """One step of `phase` (see `phase()`): D, then G against the updated D (pure).
 
   Args:
     state: the GAN state.
     batch: `{'image': [B, H, W, 3] float32 in [-1, 1]}` (and optionally
       `landmarks`, `mask`, `weight`).
+    phase: 'rec' (G on L_rec alone; D is not run), 'd' (D alone; G frozen) or
+      'joint'.
   Returns:
-    The new state and scalar metrics.
+    The new state and scalar metrics (the losses the phase computes).
   """
+  if phase not in PHASES:
+    raise ValueError(f'phase={phase!r}: expected one of {PHASES}.')
   key = jax.random.fold_in(state.rng, state.step)
   image = batch['image']
-  m = masks.from_config(config.mask, key, batch)
-  x_in = models.generator_input(image, m.mask, fill_value(config), config.model.mask_channel)
+  m = masks.from_config(config.mask, key, batch, training=True)
+  x_in = completion.generator_input(config, image, m.mask)
 
   def g_forward(params):
     variables = {'params': params, 'batch_stats': state.g_batch_stats}
     return gen.apply(variables, x_in, train=True, mutable=['batch_stats'])
 
   out, g_vjp, g_updates = jax.vjp(g_forward, state.g_params, has_aux=True)
-  real, fake = _disc_views(config, image, out, m.mask)
+  new_state = state.replace(step=state.step + 1)
+  out_metrics = {}
 
   def d_apply(params, batch_stats, x):
     logit, upd = disc.apply({'params': params, 'batch_stats': batch_stats}, x, train=True,
                             mutable=['batch_stats'])
     return logit, upd['batch_stats']
 
-  def d_loss_fn(params):
-    real_logit, stats = d_apply(params, state.d_batch_stats, real)
-    fake_logit, stats = d_apply(params, stats, jax.lax.stop_gradient(fake))
-    loss = losses.discriminator_loss(real_logit=real_logit, fake_logit=fake_logit)
-    return loss, (stats, real_logit, fake_logit)
+  d_params, d_stats = state.d_params, state.d_batch_stats
+  if phase in ('d', 'joint'):
+    real, fake = _disc_views(config, image, out, m.mask)
 
-  (d_loss, (d_stats, real_logit, fake_logit)), d_grads = jax.value_and_grad(
-      d_loss_fn, has_aux=True)(state.d_params)
-  d_params, d_opt_state, d_grad_norm, _ = apply_gradients(
-      state.d_tx, state.d_params, state.d_opt_state, d_grads)
+    def d_loss_fn(params):
+      real_logit, stats = d_apply(params, state.d_batch_stats, real)
+      fake_logit, stats = d_apply(params, stats, jax.lax.stop_gradient(fake))
+      loss = losses.discriminator_loss(real_logit=real_logit, fake_logit=fake_logit)
+      return loss, (stats, real_logit, fake_logit)
+
+    (d_loss, (d_stats, real_logit, fake_logit)), d_grads = jax.value_and_grad(
+        d_loss_fn, has_aux=True)(state.d_params)
+    d_params, d_opt_state, d_grad_norm, _ = apply_gradients(
+        state.d_tx, state.d_params, state.d_opt_state, d_grads)
+    new_state = new_state.replace(d_params=d_params, d_batch_stats=d_stats,
+                                  d_opt_state=d_opt_state)
+    out_metrics.update({
+        'd_loss': d_loss, 'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
+        'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)), 'd_grad_norm': d_grad_norm})
+  if phase == 'd':
+    return new_state, out_metrics
 
   if config.model.output == 'center':
-    offset, side = center_box(config)
-    target, weight = crop(image, offset, side), crop(m.weight, offset, side)
+    offset, side = completion.center_box(config)
+    target = completion.crop(image, offset, side)
+    weight = completion.crop(m.weight, offset, side)
   else:
     target, weight = image, m.weight
 
   def g_loss_fn(g_out):
+    rec = losses.reconstruction_loss(target=target, prediction=g_out, weight=weight)
+    if phase == 'rec':
+      return rec, (rec, None, d_stats)
     _, g_fake = _disc_views(config, image, g_out, m.mask)
     logit, stats = d_apply(d_params, d_stats, g_fake)
-    rec = losses.reconstruction_loss(target=target, prediction=g_out, weight=weight)
     adv = losses.generator_adversarial_loss(fake_logit=logit)
     total = losses.joint_loss(rec=rec, adv=adv, rec_weight=config.loss.rec_weight,
                               adv_weight=config.loss.adv_weight)
@@ -178,18 +203,15 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
   (g_grads,) = g_vjp(g_out_grad)
   g_params, g_opt_state, g_grad_norm, g_param_norm = apply_gradients(
       state.g_tx, state.g_params, state.g_opt_state, g_grads)
-
-  new_state = state.replace(
-      step=state.step + 1, g_params=g_params, g_batch_stats=g_updates['batch_stats'],
-      g_opt_state=g_opt_state, d_params=d_params, d_batch_stats=d_stats,
-      d_opt_state=d_opt_state)
-  out_metrics = {
-      'd_loss': d_loss, 'g_loss': g_loss, 'rec_loss': rec, 'adv_loss': adv,
-      'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
-      'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)),
-      'g_grad_norm': g_grad_norm, 'd_grad_norm': d_grad_norm,
-      'g_param_norm': g_param_norm,
-  }
+  g_ema = ema_update(config, state.g_ema,
+                     {'params': g_params, 'batch_stats': g_updates['batch_stats']}, state.step)
+  new_state = new_state.replace(
+      g_params=g_params, g_batch_stats=g_updates['batch_stats'], g_opt_state=g_opt_state,
+      g_ema=g_ema, d_batch_stats=d_stats)
+  out_metrics.update({'g_loss': g_loss, 'rec_loss': rec, 'g_grad_norm': g_grad_norm,
+                      'g_param_norm': g_param_norm})
+  if adv is not None:
+    out_metrics['adv_loss'] = adv
   return new_state, out_metrics
 
 
@@ -197,18 +219,16 @@ def eval_step(state: GANState, batch: dict[str, jax.Array], key: jax.Array, *,
               config: ml_collections.ConfigDict, gen: nn.Module) -> dict[str, jax.Array]:
   """Completion of `batch['image']` `[B, H, W, 3]` under masks drawn from `key` (pure).
 
+  Uses `completion.generator_variables` (the EMA weights when there are any).
   Returns `masked`, `completion` (`[B, H, W, 3]` in [-1, 1]), `mask`
   `[B, H, W, 1]` and per-image `hole_psnr` `[B]` (dB, on images in [0, 1]).
   """
   image = batch['image']
   m = masks.from_config(config.mask, key, batch)
-  fill = fill_value(config)
-  x_in = models.generator_input(image, m.mask, fill, config.model.mask_channel)
-  variables = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
-  out = gen.apply(variables, x_in, train=False)
-  completion = composite(image, full_prediction(config, out), m.mask)
-  psnr = metrics.hole_psnr(metrics.to_unit(completion), metrics.to_unit(image), m.mask)
-  return {'masked': x_in[..., :3], 'completion': completion, 'mask': m.mask, 'hole_psnr': psnr}
+  filled, x_in = completion.complete(gen, completion.generator_variables(state, config), image,
+                                     m.mask, config=config)
+  psnr = metrics.hole_psnr(metrics.to_unit(filled), metrics.to_unit(image), m.mask)
+  return {'masked': x_in[..., :3], 'completion': filled, 'mask': m.mask, 'hole_psnr': psnr}
 
 
 # ----------------------------------------------------------------------------
@@ -296,7 +316,8 @@ def write_samples(workdir: str, writer, step: int, out: dict[str, jax.Array], nu
 def check_finite(history: list[Metrics], manager, step: int) -> dict[str, float]:
   """Mean of the metrics since the last call; a clear error on NaN or Inf."""
   fetched = jax.device_get(history)
-  means = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+  names = dict.fromkeys(k for m in fetched for k in m)  # Phases log different losses.
+  means = {k: float(np.mean([m[k] for m in fetched if k in m])) for k in names}
   for i, m in enumerate(fetched):
     bad = [k for k, v in m.items() if not math.isfinite(float(v))]
     if bad:
@@ -327,6 +348,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 'keep_checkpoints'):
     if t[field] <= 0:
       raise UserError(f'train.{field}={t[field]}: expected a positive integer.')
+  if not 0 <= config.train.ema_decay < 1:
+    raise UserError(f'train.ema_decay={config.train.ema_decay}: expected 0 (off) or a decay in '
+                    '(0, 1), e.g. 0.999.')
+  for field in ('rec_only_steps', 'd_only_steps'):
+    if config.loss[field] < 0:
+      raise UserError(f'loss.{field}={config.loss[field]}: expected a non-negative integer.')
   if config.model.output == 'center' and config.mask.kind != 'center':
     raise UserError(f"model.output='center' predicts only the center square, but "
                     f"mask.kind='{config.mask.kind}': use model.output='full'.")
@@ -383,8 +410,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     logging.info('Resumed from step %d in %s.', start, manager.directory)
 
   # --- Compiled functions.
-  step_fn = jax.jit(functools.partial(train_step, config=config, gen=gen, disc=disc),
-                    in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
+  step_fns = {}
+
+  def step_fn(state, batch, step):
+    p = phase(config, step)
+    if p not in step_fns:  # Compiled when its phase first comes.
+      step_fns[p] = jax.jit(
+          functools.partial(train_step, config=config, gen=gen, disc=disc, phase=p),
+          in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
+    return step_fns[p](state, batch)
+
   eval_fn = jax.jit(functools.partial(eval_step, config=config, gen=gen),
                     in_shardings=(repl, data, repl), out_shardings=data)
 
@@ -398,7 +433,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   try:
     while step < t.num_steps and not preempted.set:
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        state, step_metrics = step_fn(state, next(batches))
+        state, step_metrics = step_fn(state, next(batches), step)
       step += 1
       history.append(step_metrics)
       report(step)

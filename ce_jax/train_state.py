@@ -1,4 +1,4 @@
-"""One pytree for the whole GAN: both networks' params, batch stats and optimizer states."""
+"""One pytree for the GAN: both networks' params, batch stats and optimizer states, G's EMA."""
 
 from typing import Any
 
@@ -23,6 +23,8 @@ class GANState:
   d_params: Any
   d_batch_stats: Any
   d_opt_state: Any
+  # EMA of G's variables, `{'params', 'batch_stats'}`, when `train.ema_decay > 0`; else `{}`.
+  g_ema: Any
   g_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
   d_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
@@ -46,10 +48,13 @@ def create(config: ml_collections.ConfigDict, key: jax.Array) -> GANState:
   g_vars = gen.init(k_g, jnp.zeros((1, size, size, in_ch)), train=False)
   d_vars = disc.init(k_d, jnp.zeros((1, out, out, 3)), train=False)
   g_tx, d_tx = optimizers(config)
+  g_batch_stats = g_vars.get('batch_stats', {})
+  g_ema = ({'params': g_vars['params'], 'batch_stats': g_batch_stats}
+           if config.train.ema_decay > 0 else {})
   return GANState(
       step=jnp.zeros((), jnp.int32), rng=k_rng,
-      g_params=g_vars['params'], g_batch_stats=g_vars.get('batch_stats', {}),
+      g_params=g_vars['params'], g_batch_stats=g_batch_stats,
       g_opt_state=g_tx.init(g_vars['params']),
       d_params=d_vars['params'], d_batch_stats=d_vars.get('batch_stats', {}),
-      d_opt_state=d_tx.init(d_vars['params']),
+      d_opt_state=d_tx.init(d_vars['params']), g_ema=g_ema,
       g_tx=g_tx, d_tx=d_tx)

@@ -66,6 +66,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.mask.hole_size = 64
   config.mask.overlap = 4
   config.mask.overlap_weight = 10.0
+  # Training only: center holes of random size (sides in this inclusive range
+  # of pixels, placed anywhere inside the hole_size square); (0, 0) = always
+  # the fixed hole above. Eval always uses the fixed hole.
+  config.mask.hole_range = (0, 0)
   # random_blocks: number of squares and the largest fraction they may cover.
   config.mask.num_blocks = 5
   config.mask.max_coverage = 0.25
@@ -108,6 +112,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss = ml_collections.ConfigDict()
   config.loss.rec_weight = 0.999
   config.loss.adv_weight = 0.001
+  # Schedule (GLCIC): G alone on L_rec for rec_only_steps, then D alone for
+  # d_only_steps, then both.
+  config.loss.rec_only_steps = 0
+  config.loss.d_only_steps = 0
 
   config.optim = ml_collections.ConfigDict()
   config.optim.d_lr = 2e-4
@@ -125,4 +133,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 500
   config.train.keep_checkpoints = 2
   config.train.num_samples = 8
+  # Exponential moving average of G's weights (and BatchNorm statistics), used
+  # for eval, samples, `best`, evaluate and inpaint; 0 = off (the live weights).
+  config.train.ema_decay = 0.0
   return config

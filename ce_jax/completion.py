@@ -1,0 +1,81 @@
+"""Inpainting I/O shared by training, evaluation and inference.
+
+What the generator sees (the image with its hole set to the mean pixel, plus
+the mask), where its output goes (the center square or the whole image) and
+how it is pasted back: `out = M ⊙ G(x_in) + (1 − M) ⊙ x`.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ce_jax import models
+
+Variables = dict[str, Any]
+
+
+def fill_value(config: ml_collections.ConfigDict) -> jax.Array:
+  """The mean pixel, `[3]` float32 in [-1, 1]."""
+  return jnp.asarray(config.data.mean_pixel, jnp.float32) / 127.5 - 1.0
+
+
+def center_box(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(offset, side) of the square the center-output generator predicts."""
+  side = config.mask.hole_size
+  return (config.data.image_size - side) // 2, side
+
+
+def crop(x: jax.Array, offset: int, side: int) -> jax.Array:
+  """`[B, H, W, C]` → the `[B, side, side, C]` square at (`offset`, `offset`)."""
+  return x[:, offset:offset + side, offset:offset + side]
+
+
+def full_prediction(config: ml_collections.ConfigDict, out: jax.Array) -> jax.Array:
+  """The generator's output placed on an image-sized canvas `[B, H, W, 3]` (zeros outside)."""
+  if config.model.output == 'full':
+    return out
+  offset, side = center_box(config)
+  rest = config.data.image_size - offset - side
+  return jnp.pad(out, ((0, 0), (offset, rest), (offset, rest), (0, 0)))
+
+
+def composite(image: jax.Array, prediction: jax.Array, mask: jax.Array) -> jax.Array:
+  """out = M ⊙ G + (1 − M) ⊙ x, all `[B, H, W, ·]`."""
+  return mask * prediction + (1.0 - mask) * image
+
+
+def generator_input(config: ml_collections.ConfigDict, image: jax.Array,
+                    mask: jax.Array) -> jax.Array:
+  """`[B, H, W, 3]` image and `[B, H, W, 1]` mask → G's `[B, H, W, 4]` (or 3) input."""
+  return models.generator_input(image, mask, fill_value(config), config.model.mask_channel)
+
+
+def generator_variables(state: Any, config: ml_collections.ConfigDict) -> Variables:
+  """G's variables for inference: the EMA weights when `train.ema_decay > 0`, else the live ones.
+
+  `state` is a `GANState` (or anything with `g_params`, `g_batch_stats`, `g_ema`).
+  """
+  if config.train.ema_decay > 0:
+    return state.g_ema
+  return {'params': state.g_params, 'batch_stats': state.g_batch_stats}
+
+
+def complete(gen: nn.Module, variables: Variables, image: jax.Array, mask: jax.Array, *,
+             config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
+  """The generator's completion of `image` under `mask` (pure; BatchNorm in inference mode).
+
+  Args:
+    gen: the generator `config.model` describes.
+    variables: its `{'params', 'batch_stats'}`.
+    image: `[B, H, W, 3]` float32 in [-1, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = missing.
+  Returns:
+    (completion `[B, H, W, 3]` in [-1, 1], known pixels exactly `image`'s;
+    the generator's input `[B, H, W, 4]` or `[B, H, W, 3]`).
+  """
+  x_in = generator_input(config, image, mask)
+  out = gen.apply(variables, x_in, train=False)
+  return composite(image, full_prediction(config, out), mask), x_in
