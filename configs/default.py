@@ -69,7 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Training only: center holes of random size (sides in this inclusive range
   # of pixels, placed anywhere inside the hole_size square); (0, 0) = always
   # the fixed hole above. Eval always uses the fixed hole.
-  config.mask.hole_range = (0, 0)
+  config.mask.hole_range = (16, 64)
   # random_blocks: number of squares and the largest fraction they may cover.
   config.mask.num_blocks = 5
   config.mask.max_coverage = 0.25
@@ -114,12 +114,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.adv_weight = 0.001
   # Schedule (GLCIC): G alone on L_rec for rec_only_steps, then D alone for
   # d_only_steps, then both.
-  config.loss.rec_only_steps = 0
+  config.loss.rec_only_steps = 1000
   config.loss.d_only_steps = 0
 
   config.optim = ml_collections.ConfigDict()
   config.optim.d_lr = 2e-4
-  config.optim.g_lr_multiplier = 10.0
+  config.optim.g_lr_multiplier = 1.0
   config.optim.b1 = 0.5
   config.optim.b2 = 0.999
 
@@ -135,5 +135,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.num_samples = 8
   # Exponential moving average of G's weights (and BatchNorm statistics), used
   # for eval, samples, `best`, evaluate and inpaint; 0 = off (the live weights).
-  config.train.ema_decay = 0.0
+  config.train.ema_decay = 0.999
   return config

@@ -15,6 +15,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.num_eval_examples = 8
   config.mask.hole_size = 16
   config.mask.overlap = 2
+  config.mask.hole_range = (4, 16)
+  # The joint phase from the first step, so that every short test runs D and G.
+  config.loss.rec_only_steps = 0
   config.model.bottleneck_dim = 32
   config.model.gen_features = 8
   config.model.disc_features = 8
