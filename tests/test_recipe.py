@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ce_jax import completion, masks, models, train, train_state
+from ce_jax import completion, evaluate, masks, models, train, train_state
 from ce_jax.errors import UserError
 from configs import test as test_config
 
@@ -157,3 +157,22 @@ def test_complete_keeps_known_pixels_and_fills_the_hole(output):
   np.testing.assert_allclose(np.asarray(x_in)[..., :3][hole],
                              np.broadcast_to(completion.fill_value(c), (hole.sum(), 3)))
   np.testing.assert_array_equal(np.asarray(x_in)[..., 3], hole.astype(np.float32))
+
+
+def test_tiny_model_learns_to_inpaint_held_out_photos(tmp_path):
+  """200 seeded steps of a narrow model on the embedded photos, judged on the held-out ones.
+
+  Measured (3 seeds): 16.5–16.8 dB hole PSNR against 12.7 dB for the mean-pixel
+  fill (an untrained generator: 11.5 dB), so a 2 dB margin has room to spare.
+  """
+  c = test_config.get_config()
+  c.train.num_steps = c.train.eval_every = c.train.sample_every = 200
+  c.train.checkpoint_every, c.train.log_every = 200, 50
+  c.optim.d_lr, c.optim.g_lr_multiplier = 1e-3, 1.0
+  c.loss.rec_only_steps = 200
+  c.data.num_eval_examples = 32
+  state = train.train_and_evaluate(c, str(tmp_path))
+  done = evaluate.complete_all(state, c, evaluate.eval_examples(c))
+  psnr = {m: v['hole_psnr'] for m, v in
+          evaluate.summarise(evaluate.score(done), by_area=False)['methods'].items()}
+  assert psnr['context_encoder'] > psnr['mean_fill'] + 2.0, psnr
