@@ -9,6 +9,7 @@ Each JAX process reads only its rows of every global batch (see `train_dataset`)
 
 import concurrent.futures
 import dataclasses
+import importlib.util
 import os
 import zlib
 from collections.abc import Iterator
@@ -25,13 +26,24 @@ from ce_jax.errors import UserError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
-# Photographs shipped with scikit-image (grey ones are used as RGB). The eval
-# split holds different photos, not just different crops.
-EMBEDDED_TRAIN = ('astronaut.png', 'chelsea.png', 'hubble_deep_field.jpg', 'ihc.png',
-                  'motorcycle_left.png', 'motorcycle_right.png', 'retina.jpg', 'camera.png',
-                  'brick.png', 'grass.png', 'gravel.png', 'moon.png', 'coins.png',
-                  'clock_motion.png')
-EMBEDDED_EVAL = ('coffee.png', 'rocket.jpg')
+# Photographs that ship inside installed packages, as (importable package,
+# file under the package's folder). Grey ones are used as RGB. The eval split
+# holds different photos, not just different crops.
+EMBEDDED_TRAIN = (
+    ('skimage', 'data/astronaut.png'), ('skimage', 'data/chelsea.png'),
+    ('skimage', 'data/hubble_deep_field.jpg'), ('skimage', 'data/ihc.png'),
+    ('skimage', 'data/motorcycle_left.png'), ('skimage', 'data/motorcycle_right.png'),
+    ('skimage', 'data/retina.jpg'), ('sklearn', 'datasets/images/china.jpg'),
+    ('matplotlib', 'mpl-data/sample_data/grace_hopper.jpg'),
+    ('skimage', 'data/camera.png'), ('skimage', 'data/brick.png'), ('skimage', 'data/grass.png'),
+    ('skimage', 'data/gravel.png'), ('skimage', 'data/moon.png'), ('skimage', 'data/coins.png'),
+    ('skimage', 'data/clock_motion.png'))
+EMBEDDED_EVAL = (
+    ('skimage', 'data/coffee.png'), ('skimage', 'data/rocket.jpg'),
+    ('sklearn', 'datasets/images/flower.jpg'))
+# What `pip install` calls each package of the tables.
+DISTRIBUTIONS = {'skimage': 'scikit-image', 'sklearn': 'scikit-learn',
+                 'matplotlib': 'matplotlib'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +65,26 @@ def _load_rgb(path: str) -> np.ndarray:
     return np.asarray(im.convert('RGB'))
 
 
-def embedded_photos(split: str) -> Source:
-  """The scikit-image sample photographs of `split` ('train' or 'eval')."""
-  import skimage  # noqa: PLC0415 (heavy import, needed only here)
+def embedded_path(package: str, file: str) -> str:
+  """The path of `file` inside the installed `package`, without importing it."""
+  spec = importlib.util.find_spec(package)
+  install = f'pip install {DISTRIBUTIONS.get(package, package)}'
+  if spec is None or not spec.submodule_search_locations:
+    raise UserError(f"data.source='embedded' needs the photos of the package '{package}', which "
+                    f'is not installed ({install}).')
+  path = os.path.join(spec.submodule_search_locations[0], file)
+  if not os.path.isfile(path):
+    raise UserError(f"data.source='embedded': {path} is missing: the installed '{package}' does "
+                    f"not ship '{file}' (expected {DISTRIBUTIONS.get(package, package)} as "
+                    'pinned in pyproject.toml).')
+  return path
 
-  root = os.path.join(os.path.dirname(skimage.__file__), 'data')
-  names = EMBEDDED_TRAIN if split == 'train' else EMBEDDED_EVAL
-  return Source(f'embedded:{split}', photos=tuple(_load_rgb(os.path.join(root, n))
-                                                  for n in names))
+
+def embedded_photos(split: str) -> Source:
+  """The bundled photographs of `split` ('train' or 'eval'), each `[h, w, 3]` uint8."""
+  table = EMBEDDED_TRAIN if split == 'train' else EMBEDDED_EVAL
+  return Source(f'embedded:{split}', photos=tuple(_load_rgb(embedded_path(package, file))
+                                                  for package, file in table))
 
 
 def _readable(path: str) -> bool:
@@ -143,6 +167,123 @@ def random_crop_flip(image: tf.Tensor, size: int, seed: tf.Tensor, flip: bool) -
   return image
 
 
+def random_scale_crop(image: tf.Tensor, size: int, scale_range: tuple[float, float],
+                      seed: tf.Tensor) -> tf.Tensor:
+  """A square crop of `[h, w, 3]`, resized to `[size, size, 3]` float32 (same value range).
+
+  Its side is a fraction of min(h, w) drawn uniformly from `scale_range`, its
+  position drawn too; both from the stateless `seed` (`[2]` int64). Crops larger
+  than `size` are shrunk by area averaging (as fast as plain bilinear, and
+  without its aliasing), smaller ones enlarged bilinearly.
+  """
+  lo, hi = scale_range
+  fraction_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  shorter = tf.reduce_min(tf.shape(image)[:2])
+  fraction = tf.random.stateless_uniform([], fraction_seed, minval=lo, maxval=hi)
+  side = tf.cast(tf.round(fraction * tf.cast(shorter, tf.float32)), tf.int32)
+  side = tf.clip_by_value(side, 1, shorter)
+  crop = tf.image.stateless_random_crop(image, tf.stack([side, side, 3]), seed=crop_seed)
+  return tf.cond(side >= size,
+                 lambda: tf.image.resize(crop, (size, size), method='area'),
+                 lambda: tf.image.resize(crop, (size, size)))
+
+
+# RGB → YIQ (NTSC): rows give luma Y and the chroma axes I, Q.
+RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                       [0.211, -0.523, 0.312]], np.float32)
+
+
+def colour_matrix(hue: tf.Tensor, saturation: tf.Tensor) -> tf.Tensor:
+  """`[3, 3]` float32 acting on RGB: chroma rotated by `hue` radians, scaled by `saturation`.
+
+  Luma (Y of YIQ) is kept; this is the hue/saturation jitter of TensorFlow
+  Addons' `adjust_hsv_in_yiq`, one matrix instead of an HSV round trip.
+  """
+  cos, sin = saturation * tf.cos(hue), saturation * tf.sin(hue)
+  one, zero = tf.ones_like(cos), tf.zeros_like(cos)
+  rotate = tf.stack([tf.stack([one, zero, zero]), tf.stack([zero, cos, -sin]),
+                     tf.stack([zero, sin, cos])])
+  return tf.linalg.inv(RGB_TO_YIQ) @ rotate @ RGB_TO_YIQ
+
+
+def colour_augment(image: tf.Tensor, data: ml_collections.ConfigDict,
+                   seed: tf.Tensor) -> tf.Tensor:
+  """Random brightness, contrast, saturation and hue of `[h, w, 3]` float32 in [0, 1].
+
+  As `data` sets them: an added brightness in ±`brightness_delta`, contrast
+  (as `tf.image.adjust_contrast`: about each channel's mean) and saturation
+  factors drawn from `contrast_range` and `saturation_range`, and with
+  `hue_augment` a hue rotation drawn from the whole circle; all one affine
+  colour map whose draws come from the stateless `seed` (`[2]` int64). The
+  result is clipped to [0, 1].
+  """
+  keys = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+
+  def draw(key, lo, hi):
+    return tf.random.stateless_uniform([], key, minval=lo, maxval=hi)
+
+  brightness = draw(keys[0], -data.brightness_delta, data.brightness_delta)
+  contrast = draw(keys[1], *data.contrast_range) if _active(data.contrast_range) else 1.0
+  saturation = (draw(keys[2], *data.saturation_range) if _active(data.saturation_range)
+                else tf.constant(1.0))
+  hue = draw(keys[3], -np.pi, np.pi) if data.hue_augment else tf.constant(0.0)
+  matrix = colour_matrix(hue, saturation)
+  mean = tf.reduce_mean(image, axis=(0, 1))
+  # contrast·(M x + b − mean(M x + b)) + mean(M x + b), with the mean linear in x.
+  offset = (1.0 - contrast) * tf.linalg.matvec(matrix, mean) + brightness
+  out = tf.einsum('hwc,dc->hwd', image, contrast * matrix) + offset
+  return tf.clip_by_value(out, 0.0, 1.0)
+
+
+def _active(factor_range: tuple[float, float] | None) -> bool:
+  """Whether a multiplicative factor range does anything ((1, 1) and None do not)."""
+  return bool(factor_range) and tuple(factor_range) != (1.0, 1.0)
+
+
+def _colour_augmented(data: ml_collections.ConfigDict) -> bool:
+  return bool(data.brightness_delta or _active(data.contrast_range)
+              or _active(data.saturation_range) or data.hue_augment)
+
+
+def check_augment(data: ml_collections.ConfigDict) -> None:
+  """Raises UserError for an augmentation field of `config.data` out of range."""
+  if data.scale_range and tuple(data.scale_range) != (0, 0):
+    lo, hi = data.scale_range
+    if not 0 < lo <= hi <= 1:
+      raise UserError(f'data.scale_range={tuple(data.scale_range)}: expected (lo, hi) with '
+                      '0 < lo <= hi <= 1 (fractions of the shorter side), or (0, 0) for '
+                      'fixed-size crops.')
+  for field in ('saturation_range', 'contrast_range'):
+    value = data[field]
+    if value and not 0 <= value[0] <= value[1]:
+      raise UserError(f'data.{field}={tuple(value)}: expected factors (lo, hi) with '
+                      '0 <= lo <= hi; (1, 1) leaves images as they are.')
+  if not 0 <= data.brightness_delta <= 1:
+    raise UserError(f'data.brightness_delta={data.brightness_delta}: expected a value in '
+                    '[0, 1] (0 turns it off).')
+
+
+def augment(image: tf.Tensor, data: ml_collections.ConfigDict, seed: tf.Tensor) -> tf.Tensor:
+  """The train example of a `[h, w, 3]` photo (uint8 or float in [0, 255]).
+
+  A crop (multi-scale with `data.scale_range`, else `data.image_size` pixels
+  of the photo), a flip with `data.random_flip`, then `colour_augment`; all
+  drawn from the stateless `seed` (`[2]` int64).
+  Returns `[S, S, 3]` float32 in [-1, 1], S = `data.image_size`.
+  """
+  size = data.image_size
+  if data.scale_range and tuple(data.scale_range) != (0, 0):
+    image = random_scale_crop(image, size, data.scale_range, seed)
+    if data.random_flip:
+      image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+  else:
+    image = random_crop_flip(image, size, seed, data.random_flip)
+  if _colour_augmented(data):
+    colour_seed = tf.random.experimental.stateless_split(seed + 2, 1)[0]
+    image = colour_augment(tf.cast(image, tf.float32) / 255.0, data, colour_seed) * 255.0
+  return tf.clip_by_value(to_signed(image), -1.0, 1.0)
+
+
 def to_signed(image: tf.Tensor) -> tf.Tensor:
   """[0, 255] → [-1, 1] float32."""
   return tf.cast(image, tf.float32) / 127.5 - 1.0
@@ -200,17 +341,16 @@ def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size:
   """Endless batches `{'image': [batch_size, S, S, 3] float32 in [-1, 1]}`.
 
   Global example `i` (counted from 0 at step 0) is the `i mod N`-th item of the
-  pass `i div N` through a fresh permutation of the N items, cropped and flipped
-  with a stateless seed drawn from `(seed, i)`. Process `p` of `P` yields its
+  pass `i div N` through a fresh permutation of the N items, cropped, flipped
+  and colour-jittered (`augment`) with the stateless seed `(seed, i)`. Process `p` of `P` yields its
   rows of each global batch of `B = batch_size·P`: the examples
   `[s·B + p·batch_size, s·B + (p + 1)·batch_size)` at step `s`, so the global
   batches do not depend on `P`. `start_index` counts this process's examples.
   """
   data = config.data
-  size = data.image_size
-  shorter = max(data.resize_shorter, size)
+  check_augment(data)
   count = len(source.photos or source.files)
-  item_at = _item_at(source, shorter)
+  item_at = _item_at(source, max(data.resize_shorter, data.image_size))
 
   def example(k):
     i = (k // batch_size * process_count + process_index) * batch_size + k % batch_size
@@ -218,9 +358,7 @@ def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size:
     j = tf.random.experimental.index_shuffle(
         pos, tf.stack([tf.cast(seed, tf.int64) + 7919, epoch]), count - 1)
     image = item_at(j)
-    crop_seed = tf.stack([tf.cast(seed, tf.int64), i])
-    image = random_crop_flip(image, size, crop_seed, data.random_flip)
-    return {'image': to_signed(image)}
+    return {'image': augment(image, data, tf.stack([tf.cast(seed, tf.int64), i]))}
 
   ds = tf.data.Dataset.range(start_index, np.iinfo(np.int64).max)
   ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

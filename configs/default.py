@@ -2,8 +2,10 @@
 
 Trains the released Context Encoder (Pathak et al., 2016): DCGAN-style encoder,
 4000-d convolutional bottleneck, 10× overlap-band L2 + adversarial loss, Adam
-β1 = 0.5, D lr 2e-4 and G lr 2e-3. The data are the photographs bundled with
-scikit-image, so nothing is downloaded.
+β1 = 0.5, D lr 2e-4 and G lr 2e-3. The data are the photographs that ship
+with scikit-image, scikit-learn and matplotlib (`input_pipeline.EMBEDDED_TRAIN`,
+held out: `EMBEDDED_EVAL`), so nothing is downloaded; train crops vary in scale,
+hue, saturation, contrast and brightness.
 
 Run:
 
@@ -31,6 +33,17 @@ def get_config() -> ml_collections.ConfigDict:
   # Shorter side of each photo before random crops ('folder' and 'embedded').
   config.data.resize_shorter = 350
   config.data.random_flip = True
+  # Train-time augmentation ('folder' and 'embedded'; eval crops never get it).
+  # Crop side as a fraction of the resized photo's shorter side, drawn from
+  # [lo, hi] and resized to `image_size` ((0, 0): fixed `image_size` crops).
+  config.data.scale_range = (0.4, 1.0)
+  # Hue rotated by a random angle of the whole circle.
+  config.data.hue_augment = True
+  # Saturation and contrast factors drawn from these ranges ((1, 1): off) and
+  # brightness shifted by up to ± `brightness_delta` (pixels in [0, 1]; 0: off).
+  config.data.saturation_range = (0.6, 1.4)
+  config.data.contrast_range = (0.7, 1.3)
+  config.data.brightness_delta = 0.1
   # 'folder' source: images found recursively; eval uses `eval_folder` when
   # set, else a deterministic `eval_fraction` of the files.
   config.data.folder = ''
@@ -53,7 +66,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.eval_split = 'validation'
   # Number of fixed held-out crops the eval metrics are computed on.
   config.data.num_eval_examples = 64
-  config.data.shuffle_buffer = 256
   config.data.prefetch = 2
   # Mean pixel of the original training data, in [0, 255]; fills the hole.
   config.data.mean_pixel = (117.0, 104.0, 123.0)

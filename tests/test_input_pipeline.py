@@ -4,10 +4,12 @@ import logging
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from ce_jax import input_pipeline
 from ce_jax.errors import UserError
+from configs import default as default_config
 from configs import test as test_config
 
 
@@ -31,6 +33,18 @@ def folder_config(root):
   return config
 
 
+AUGMENT_FIELDS = ('scale_range', 'hue_augment', 'saturation_range', 'contrast_range',
+                  'brightness_delta')
+
+
+def default_augment(config):
+  """`config` with the augmentation of `configs/default.py` (`configs/test.py` has none)."""
+  defaults = default_config.get_config().data
+  for field in AUGMENT_FIELDS:
+    config.data[field] = defaults[field]
+  return config
+
+
 def test_folder_skips_corrupt_file_with_warning_and_converts_to_rgb(tmp_path, caplog):
   write_folder(tmp_path)
   with caplog.at_level(logging.WARNING):
@@ -51,7 +65,7 @@ def test_folder_skips_corrupt_file_with_warning_and_converts_to_rgb(tmp_path, ca
 
 
 def test_train_stream_is_deterministic_and_resumable():
-  config = test_config.get_config()
+  config = default_augment(test_config.get_config())
   source = input_pipeline.embedded_photos('train')
   first = input_pipeline.train_dataset(source, config, batch_size=4, seed=3).take(3)
   first = [b['image'] for b in first.as_numpy_iterator()]
@@ -64,16 +78,99 @@ def test_train_stream_is_deterministic_and_resumable():
 
 
 def test_embedded_eval_uses_other_photos():
+  assert len(input_pipeline.EMBEDDED_TRAIN) > 2 and len(input_pipeline.EMBEDDED_EVAL) > 2
+  assert not set(input_pipeline.EMBEDDED_TRAIN) & set(input_pipeline.EMBEDDED_EVAL)
   train = input_pipeline.embedded_photos('train')
   evals = input_pipeline.embedded_photos('eval')
+  assert len(train.photos) == len(input_pipeline.EMBEDDED_TRAIN)
+  assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in train.photos)
   train_sums = {int(p.astype(np.int64).sum()) for p in train.photos}
-  assert evals.photos and all(int(p.astype(np.int64).sum()) not in train_sums
-                              for p in evals.photos)
+  assert len(evals.photos) > 2 and all(int(p.astype(np.int64).sum()) not in train_sums
+                                       for p in evals.photos)
   config = test_config.get_config()
   a = input_pipeline.eval_examples(evals, config, 6, seed=1)['image']
   b = input_pipeline.eval_examples(evals, config, 6, seed=1)['image']
   assert a.shape == (6, 32, 32, 3)
   np.testing.assert_array_equal(a, b)
+
+
+def test_missing_embedded_photo_names_package_and_file():
+  with pytest.raises(UserError, match=r"'skimage' does not ship 'data/no_such_photo.png'"):
+    input_pipeline.embedded_path('skimage', 'data/no_such_photo.png')
+  with pytest.raises(UserError, match=r"package 'no_such_package_ce', which is not installed"):
+    input_pipeline.embedded_path('no_such_package_ce', 'photo.png')
+
+
+def first_batch(config, **kw):
+  source = input_pipeline.embedded_photos('train')
+  ds = input_pipeline.train_dataset(source, config, batch_size=8, seed=2, **kw)
+  return next(ds.as_numpy_iterator())['image']
+
+
+def test_colour_augmentation_changes_colours_not_shape_or_range():
+  plain = first_batch(test_config.get_config())
+  config = test_config.get_config()
+  config.data.hue_augment = True
+  config.data.saturation_range = (0.5, 1.5)
+  config.data.brightness_delta = 0.2
+  jittered = first_batch(config)
+  assert jittered.shape == plain.shape == (8, 32, 32, 3) and jittered.dtype == np.float32
+  assert jittered.min() >= -1.0 and jittered.max() <= 1.0
+  # The same crops (the crop draws do not depend on the colour fields), other colours.
+  assert np.abs(jittered - plain).mean(axis=(1, 2, 3)).min() > 1e-3
+  plain_again = first_batch(test_config.get_config())
+  np.testing.assert_array_equal(plain, plain_again)
+
+
+def test_augmented_example_depends_only_on_seed_and_index():
+  config = default_augment(test_config.get_config())
+  assert config.data.hue_augment and config.data.scale_range[0] > 0
+  source = input_pipeline.embedded_photos('train')
+  batch = first_batch(config)
+  single = input_pipeline.train_dataset(source, config, batch_size=1, seed=2, start_index=5)
+  np.testing.assert_array_equal(batch[5], next(single.as_numpy_iterator())['image'][0])
+
+
+def colour_data(**fields):
+  data = test_config.get_config().data
+  for k, v in fields.items():
+    data[k] = v
+  return data
+
+
+def test_colour_augment_against_independent_formulas():
+  x = np.random.default_rng(1).uniform(0.1, 0.9, (6, 5, 3)).astype(np.float32)
+  seed = tf.constant([0, 7], tf.int64)
+  same = input_pipeline.colour_augment(tf.constant(x), colour_data(), seed)
+  np.testing.assert_allclose(same, x, atol=1e-5)
+  grey = input_pipeline.colour_augment(tf.constant(x), colour_data(saturation_range=(0.0, 0.0),
+                                                                   hue_augment=True), seed)
+  luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+  np.testing.assert_allclose(grey, np.repeat(luma[..., None], 3, -1), atol=1e-5)
+  contrast = input_pipeline.colour_augment(tf.constant(x), colour_data(contrast_range=(1.5, 1.5)),
+                                           seed)
+  expected = np.clip((x - x.mean(axis=(0, 1))) * 1.5 + x.mean(axis=(0, 1)), 0, 1)
+  np.testing.assert_allclose(contrast, expected, atol=1e-5)
+  shifted = input_pipeline.colour_augment(tf.constant(x), colour_data(brightness_delta=0.2), seed)
+  shift = np.asarray(shifted) - x
+  assert np.ptp(shift) < 1e-5 and 0 < abs(shift.mean()) <= 0.2
+
+
+@pytest.mark.parametrize('scale_range', [(0.05, 0.1), (0.5, 1.0), (1.0, 1.0)])
+def test_scale_crops_have_image_size(scale_range):
+  image = tf.constant(np.random.default_rng(0).integers(0, 255, (48, 70, 3), np.uint8))
+  for i in range(4):
+    crop = input_pipeline.random_scale_crop(image, 32, scale_range,
+                                            tf.constant([3, i], tf.int64))
+    assert crop.shape == (32, 32, 3) and crop.dtype == tf.float32
+    assert 0.0 <= float(tf.reduce_min(crop)) and float(tf.reduce_max(crop)) <= 255.0
+
+
+def test_bad_augmentation_field_is_named():
+  config = test_config.get_config()
+  config.data.scale_range = (0.5, 1.5)
+  with pytest.raises(UserError, match=r'data.scale_range=\(0.5, 1.5\)'):
+    first_batch(config)
 
 
 def test_folder_eval_split_is_disjoint(tmp_path):
