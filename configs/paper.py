@@ -3,7 +3,7 @@
 The released Context Encoder training: λ_rec 0.999, λ_adv 0.001 from the first
 step, Adam β1 = 0.5, D lr 2e-4 and G lr 10× that, the fixed 56×56 hole with a
 4-px overlap band weighted 10×, the live weights for eval, no augmentation
-beyond flips. Use it for faithful reproduction at the paper's scale (days of
+beyond random crops and flips. Use it for faithful reproduction at the paper's scale (days of
 GPU on CelebA or ImageNet-size data: see configs/celeba_center.py, which takes
 its recipe from here). At the embedded default's scale it does not learn to
 inpaint: the generator memorises the training photos' palettes (see
@@ -29,4 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.d_only_steps = 0
   config.train.ema_decay = 0.0
   config.mask.hole_range = (0, 0)
+  # Random crops and flips only.
+  config.data.scale_range = (0.0, 0.0)
+  config.data.hue_augment = False
+  config.data.saturation_range = (1.0, 1.0)
+  config.data.contrast_range = (1.0, 1.0)
+  config.data.brightness_delta = 0.0
   return config
