@@ -4,7 +4,7 @@ Every aligned face (162,770 train, 19,867 validation) is cropped to its central
 178×178 square and resized to 128×128; the released Context Encoder fills the
 central 64×64 region (a 56×56 hole plus the 4-px band weighted 10×), and the
 discriminator sees that patch. All hyperparameters are the paper's (see
-configs/default.py).
+configs/paper.py).
 
 Published figures for this setting measure the hole only (hole PSNR/SSIM on
 the CelebA test split): 16.31 dB / 0.581 for L2 + adversarial and 19.46 dB /
@@ -20,11 +20,11 @@ every host); use `data.celeba_dir` to read files from disk instead.
 
 import ml_collections
 
-from configs import default
+from configs import paper
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = paper.get_config()
   config.data.source = 'celeba'
   config.data.celeba_keep = 'all'
   config.data.image_size = 128

@@ -77,7 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   # overlap band on each side (64 → a 56×56 hole, as released).
   config.mask.hole_size = 64
   config.mask.overlap = 4
-  config.mask.overlap_weight = 10.0
+  config.mask.overlap_weight = 1.0
   # Training only: center holes of random size (sides in this inclusive range
   # of pixels, placed anywhere inside the hole_size square); (0, 0) = always
   # the fixed hole above. Eval always uses the fixed hole.
@@ -126,7 +126,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.adv_weight = 0.001
   # Schedule (GLCIC): G alone on L_rec for rec_only_steps, then D alone for
   # d_only_steps, then both.
-  config.loss.rec_only_steps = 1000
+  config.loss.rec_only_steps = 1600
   config.loss.d_only_steps = 0
 
   config.optim = ml_collections.ConfigDict()
@@ -138,11 +138,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   # Global batch over all devices and processes.
   config.train.batch_size = 16
-  config.train.num_steps = 1500
+  config.train.num_steps = 2400
   config.train.log_every = 25
-  config.train.eval_every = 500
-  config.train.sample_every = 250
-  config.train.checkpoint_every = 500
+  config.train.eval_every = 400
+  config.train.sample_every = 400
+  config.train.checkpoint_every = 800
   config.train.keep_checkpoints = 2
   config.train.num_samples = 8
   # Exponential moving average of G's weights (and BatchNorm statistics), used

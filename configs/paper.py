@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.d_only_steps = 0
   config.train.ema_decay = 0.0
   config.mask.hole_range = (0, 0)
+  config.mask.overlap_weight = 10.0
   # Random crops and flips only.
   config.data.scale_range = (0.0, 0.0)
   config.data.hue_augment = False
