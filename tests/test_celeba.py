@@ -169,24 +169,46 @@ def test_directory_pipeline_yields_faces_landmarks_and_masks(celeba_dir):
 
 def test_train_stream_is_deterministic_and_resumes_exactly(celeba_dir):
   config = celeba_config(celeba_dir, size=32)
-  train_items, _ = celeba.load(config)
-  full = celeba.train_dataset(train_items, config, batch_size=3, seed=5).take(3)
+  train, _ = input_pipeline.celeba_sources(config)
+  full = input_pipeline.train_dataset(train, config, batch_size=3, seed=5).take(3)
   full = list(full.as_numpy_iterator())
-  resumed = celeba.train_dataset(train_items, config, batch_size=3, seed=5, start_index=6)
+  resumed = input_pipeline.train_dataset(train, config, batch_size=3, seed=5, start_index=6)
   resumed = next(resumed.as_numpy_iterator())
   for key in ('image', 'landmarks'):
     np.testing.assert_array_equal(resumed[key], full[2][key])
-  other = next(celeba.train_dataset(train_items, config, batch_size=3, seed=6).as_numpy_iterator())
+  other = input_pipeline.train_dataset(train, config, batch_size=3, seed=6)
+  other = next(other.as_numpy_iterator())
   assert not np.array_equal(other['landmarks'], full[0]['landmarks'])
+
+
+def test_undecodable_face_is_left_out_before_training_with_one_warning(tmp_path, caplog):
+  root = fx.write(str(tmp_path), 'txt')
+  broken = os.path.join(root, 'img_align_celeba', '000003.jpg')
+  with open(broken, 'wb') as f:
+    f.write(b'\xff\xd8 not a face')
+  config = celeba_config(root, size=32)
+  with caplog.at_level(logging.WARNING):
+    train, evals = input_pipeline.celeba_sources(config)
+  warnings = [r.getMessage() for r in caplog.records if 'cannot be decoded' in r.getMessage()]
+  assert len(warnings) == 1 and '1 of 4' in warnings[0] and broken in warnings[0]
+  assert (train.count, evals.count) == (3, 2)
+  # Every kept face now decodes: a pass over all of them raises nothing.
+  batch = next(input_pipeline.train_dataset(train, config, batch_size=3, seed=0)
+               .as_numpy_iterator())
+  assert batch['image'].shape == (3, 32, 32, 3)
+  # One pass over the three faces left (000001, 000004, 000006), each flipped or not.
+  seen = {i for points in batch['landmarks'] for i in (0, 3, 5) for flip in (False, True)
+          if np.allclose(points, expected_points(i, 32, flip), atol=1e-3)}
+  assert seen == {0, 3, 5}
 
 
 def test_two_processes_read_the_rows_of_the_one_process_batches(celeba_dir):
   config = celeba_config(celeba_dir, size=32, keep='all')
-  train_items, _ = celeba.load(config)
-  one = celeba.train_dataset(train_items, config, batch_size=4, seed=1).take(2)
+  train, _ = input_pipeline.celeba_sources(config)
+  one = input_pipeline.train_dataset(train, config, batch_size=4, seed=1).take(2)
   one = [b['landmarks'] for b in one.as_numpy_iterator()]
-  parts = [celeba.train_dataset(train_items, config, batch_size=2, seed=1, process_index=p,
-                                process_count=2).take(2) for p in range(2)]
+  parts = [input_pipeline.train_dataset(train, config, batch_size=2, seed=1, process_index=p,
+                                        process_count=2).take(2) for p in range(2)]
   parts = [[b['landmarks'] for b in part.as_numpy_iterator()] for part in parts]
   for step in range(2):
     np.testing.assert_array_equal(np.concatenate([parts[0][step], parts[1][step]]), one[step])

@@ -51,10 +51,12 @@ def test_folder_skips_corrupt_file_with_warning_and_converts_to_rgb(tmp_path, ca
     files = input_pipeline.list_images(str(tmp_path), 'data.folder')
   assert sorted(p.split('/')[-1] for p in files) == ['alpha.png', 'grey.png', 'photo.jpg',
                                                     'rgb.png']
-  assert any('broken.jpg' in r.getMessage() for r in caplog.records)
+  warnings = [r.getMessage() for r in caplog.records if 'cannot be decoded' in r.getMessage()]
+  assert len(warnings) == 1 and '1 of 5' in warnings[0] and 'broken.jpg' in warnings[0]
 
-  source = input_pipeline.Source('folder', files=tuple(files))
-  ds = input_pipeline.train_dataset(source, folder_config(tmp_path), batch_size=4, seed=0)
+  config = folder_config(tmp_path)
+  ds = input_pipeline.train_dataset(input_pipeline.file_source('folder', files, config), config,
+                                    batch_size=4, seed=0)
   batch = next(ds.as_numpy_iterator())
   assert batch['image'].shape == (4, 128, 128, 3) and batch['image'].dtype == np.float32
   assert batch['image'].min() >= -1.0 and batch['image'].max() <= 1.0
@@ -66,7 +68,7 @@ def test_folder_skips_corrupt_file_with_warning_and_converts_to_rgb(tmp_path, ca
 
 def test_train_stream_is_deterministic_and_resumable():
   config = default_augment(test_config.get_config())
-  source = input_pipeline.embedded_photos('train')
+  source = input_pipeline.embedded_source(config, 'train')
   first = input_pipeline.train_dataset(source, config, batch_size=4, seed=3).take(3)
   first = [b['image'] for b in first.as_numpy_iterator()]
   again = input_pipeline.train_dataset(source, config, batch_size=4, seed=3).take(3)
@@ -82,14 +84,14 @@ def test_embedded_eval_uses_other_photos():
   assert not set(input_pipeline.EMBEDDED_TRAIN) & set(input_pipeline.EMBEDDED_EVAL)
   train = input_pipeline.embedded_photos('train')
   evals = input_pipeline.embedded_photos('eval')
-  assert len(train.photos) == len(input_pipeline.EMBEDDED_TRAIN)
-  assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in train.photos)
-  train_sums = {int(p.astype(np.int64).sum()) for p in train.photos}
-  assert len(evals.photos) > 2 and all(int(p.astype(np.int64).sum()) not in train_sums
-                                       for p in evals.photos)
-  config = test_config.get_config()
-  a = input_pipeline.eval_examples(evals, config, 6, seed=1)['image']
-  b = input_pipeline.eval_examples(evals, config, 6, seed=1)['image']
+  assert len(train) == len(input_pipeline.EMBEDDED_TRAIN)
+  assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in train)
+  train_sums = {int(p.astype(np.int64).sum()) for p in train}
+  assert len(evals) > 2 and all(int(p.astype(np.int64).sum()) not in train_sums for p in evals)
+  config = default_augment(test_config.get_config())
+  source = input_pipeline.embedded_source(config, 'eval')
+  a = input_pipeline.eval_crops(source, 6, seed=1)['image']
+  b = input_pipeline.eval_crops(source, 6, seed=1)['image']
   assert a.shape == (6, 32, 32, 3)
   np.testing.assert_array_equal(a, b)
 
@@ -102,7 +104,7 @@ def test_missing_embedded_photo_names_package_and_file():
 
 
 def first_batch(config, **kw):
-  source = input_pipeline.embedded_photos('train')
+  source = input_pipeline.embedded_source(config, 'train')
   ds = input_pipeline.train_dataset(source, config, batch_size=8, seed=2, **kw)
   return next(ds.as_numpy_iterator())['image']
 
@@ -125,7 +127,7 @@ def test_colour_augmentation_changes_colours_not_shape_or_range():
 def test_augmented_example_depends_only_on_seed_and_index():
   config = default_augment(test_config.get_config())
   assert config.data.hue_augment and config.data.scale_range[0] > 0
-  source = input_pipeline.embedded_photos('train')
+  source = input_pipeline.embedded_source(config, 'train')
   batch = first_batch(config)
   single = input_pipeline.train_dataset(source, config, batch_size=1, seed=2, start_index=5)
   np.testing.assert_array_equal(batch[5], next(single.as_numpy_iterator())['image'][0])
@@ -173,14 +175,33 @@ def test_bad_augmentation_field_is_named():
     first_batch(config)
 
 
+def test_stream_never_drops_an_example(tmp_path):
+  """A file that breaks after listing stops the stream; no batch silently lacks it."""
+  write_folder(tmp_path)
+  config = folder_config(tmp_path)
+  files = input_pipeline.list_images(str(tmp_path), 'data.folder')
+  source = input_pipeline.file_source('folder', files, config)
+  (tmp_path / 'rgb.png').write_bytes(b'truncated')
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    list(input_pipeline.train_dataset(source, config, batch_size=4, seed=0)
+         .take(1).as_numpy_iterator())
+
+
+def test_folder_of_only_undecodable_images_is_an_error(tmp_path):
+  (tmp_path / 'a.jpg').write_bytes(b'\xff\xd8 no')
+  (tmp_path / 'b.png').write_bytes(b'\x89PNG no')
+  with pytest.raises(UserError, match=r"data.folder='.*': none of its 2 images can be decoded"):
+    input_pipeline.list_images(str(tmp_path), 'data.folder')
+
+
 def test_folder_eval_split_is_disjoint(tmp_path):
   rng = np.random.default_rng(1)
   for i in range(30):
     Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(tmp_path / f'{i:02d}.png')
   config = folder_config(tmp_path)
   config.data.eval_fraction = 0.2
-  train = input_pipeline.folder_source(config, 'train').files
-  evals = input_pipeline.folder_source(config, 'eval').files
+  train = input_pipeline.folder_files(config, 'train')
+  evals = input_pipeline.folder_files(config, 'eval')
   assert evals and not set(train) & set(evals) and len(train) + len(evals) == 30
 
 

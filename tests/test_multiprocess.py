@@ -138,7 +138,7 @@ def test_one_process_resumes_two_process_checkpoint(runs):
 
 def test_process_shares_tile_the_global_batches():
   c = config()
-  source = input_pipeline.embedded_photos('train')
+  source = input_pipeline.embedded_source(c, 'train')
   whole = input_pipeline.train_dataset(source, c, batch_size=8, seed=0).take(3)
   whole = [b['image'] for b in whole.as_numpy_iterator()]
   # Each of two processes yields its half of every global batch, from step 1 on.
