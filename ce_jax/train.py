@@ -24,6 +24,7 @@ from ce_jax import (
   metrics,
   models,
   parallel,
+  run_config,
   train_state,
   visualize,
 )
@@ -401,6 +402,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   manager = checkpointing.create_manager(workdir, config.train.keep_checkpoints)
   best_manager = checkpointing.create_best_manager(workdir)
   start = manager.latest_step() or 0
+  run_config.check_resume(workdir, config, resuming=start > 0)
   inputs = input_pipeline.create_input(config, local_batch, start_step=start)
   batches = parallel.prefetch(inputs.train, data)
 
