@@ -385,8 +385,9 @@ class Discriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     i = 0
     while x.shape[1] >= 8:
+      even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0  # stride2_conv's precondition
       x = conv(self.features * min(2 ** i, 8), 4, 2, ((1, 1), (1, 1)), self.dtype,
-               stride2_conv if self.rewrite_stride2 else None)(x)
+               stride2_conv if self.rewrite_stride2 and even else None)(x)
       if i > 0:
         x = batch_norm(train, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
