@@ -3,9 +3,10 @@
   python -m ce_jax.export --workdir=runs/default --output=exports/default \
       [--checkpoint=latest|best|<step>|<checkpoint directory>] [--dtype=bfloat16]
 
-Writes `<output>/generator/` (G's parameters, BatchNorm statistics, its EMA
-weights when the run kept them, and the step) and `<output>/config.json`;
-neither the discriminator nor the optimizer states. `evaluate` and `inpaint`
+Writes `<output>/generator/` (the generator's inference weights: its
+parameters and BatchNorm statistics, the EMA ones when the run kept an EMA;
+and the step) and `<output>/config.json`; neither the live weights of an EMA
+run, nor the discriminator, nor the optimizer states. `evaluate` and `inpaint`
 take the output directory wherever they take a workdir. `--dtype=bfloat16`
 halves it; the programs compute in float32 either way.
 """
@@ -32,12 +33,10 @@ def export(config: ml_collections.ConfigDict | None, workdir: str | None, output
   target = checkpointing.workdir_path(output)
   if (target / trained.EXPORT_ITEM).exists():
     raise UserError(f'--output={output} already holds an export: choose a new directory.')
-  config, fields, step, path = trained.load_fields(config, workdir, checkpoint, inference=False)
-  cast = lambda tree: jax.tree.map(lambda x: x.astype(DTYPES[dtype]), tree)  # noqa: E731
-  tree = {'params': cast(fields['g_params']), 'batch_stats': cast(fields['g_batch_stats']),
+  generator = trained.load(config, workdir, checkpoint)
+  config, step, path = generator.config, generator.step, generator.path
+  tree = {**jax.tree.map(lambda x: x.astype(DTYPES[dtype]), generator.variables),
           'step': jnp.int32(step)}
-  if 'g_ema' in fields:
-    tree['ema'] = cast(fields['g_ema'])
   with ocp.PyTreeCheckpointer() as checkpointer:
     checkpointer.save(target / trained.EXPORT_ITEM, args=ocp.args.PyTreeSave(tree))
   run_config.save(config, target)

@@ -5,8 +5,9 @@ Programs that use a trained model (evaluate, inpaint, export) need only
 generator's variables they use (an Orbax partial restore): neither the
 discriminator nor the optimizer states are read. An export
 (`python -m ce_jax.export`) is a directory with the run's `config.json` and
-`generator/`, an Orbax checkpoint of `{'params', 'batch_stats', 'ema'
-(when the run kept one), 'step'}`, float32 or bfloat16.
+`generator/`, an Orbax checkpoint of G's inference weights `{'params',
+'batch_stats'}` (the EMA ones when the run kept an EMA) and `'step'`, float32
+or bfloat16.
 """
 
 import dataclasses
@@ -53,12 +54,9 @@ def abstract_state(config: ml_collections.ConfigDict) -> train_state.GANState:
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
 
 
-def generator_fields(config: ml_collections.ConfigDict, inference: bool = True) -> tuple[str, ...]:
-  """The `GANState` fields to restore: those inference uses, or all of G's (`inference=False`)."""
-  ema = config.train.ema_decay > 0
-  if not inference:
-    return ('g_params', 'g_batch_stats', 'g_ema') if ema else ('g_params', 'g_batch_stats')
-  return ('g_ema',) if ema else ('g_params', 'g_batch_stats')
+def generator_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The `GANState` fields inference uses: G's EMA when the run keeps one, else the live G."""
+  return ('g_ema',) if config.train.ema_decay > 0 else ('g_params', 'g_batch_stats')
 
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
@@ -167,7 +165,7 @@ def is_export(directory: str | None) -> bool:
 
 
 def load_fields(config: ml_collections.ConfigDict | None, workdir: str | None,
-                checkpoint: str = 'latest', inference: bool = True
+                checkpoint: str = 'latest'
                 ) -> tuple[ml_collections.ConfigDict, dict[str, Any], int, str]:
   """(config, `{field: value}` of G's `generator_fields`, step, checkpoint directory).
 
@@ -194,7 +192,7 @@ def load_fields(config: ml_collections.ConfigDict | None, workdir: str | None,
   path = root / sub / str(step)
   abstract = abstract_state(config)
   check_compatible(path, abstract, saved)
-  fields = {k: getattr(abstract, k) for k in generator_fields(config, inference)}
+  fields = {k: getattr(abstract, k) for k in generator_fields(config)}
   try:
     restored = restore_tree(path / 'default', fields)
   except Exception as e:  # noqa: BLE001 (any storage error: name the checkpoint)
@@ -225,20 +223,13 @@ def _load_export(config: ml_collections.ConfigDict | None, directory: str,
   if _shapes(stored['params']) != _shapes(wanted['params']):
     raise UserError(f'export {root} does not fit --config '
                     f'({_mismatch(_shapes(stored["params"]), _shapes(wanted["params"]))}).')
-  key = 'ema' if config.train.ema_decay > 0 else None
-  if key and key not in stored:
-    raise UserError(f'export {root} holds no EMA weights but train.ema_decay='
-                    f'{config.train.ema_decay}.')
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  item = {key: wanted} if key else dict(wanted)
-  item['step'] = jax.ShapeDtypeStruct((), jnp.int32, sharding=device)
+  item = {**wanted, 'step': jax.ShapeDtypeStruct((), jnp.int32, sharding=device)}
   try:
-    restored = restore_tree(path, item)
+    restored = restore_tree(path, item)  # cast to the model's float32 on the way
   except Exception as e:  # noqa: BLE001
     raise UserError(f'export {root} could not be restored: {e}') from e
-  variables = restored[key] if key else {k: restored[k] for k in ('params', 'batch_stats')}
-  # Stored bfloat16 or float32: the model's parameters are float32.
-  variables = jax.tree.map(lambda x: x.astype(jnp.float32), variables)
+  variables = {k: restored[k] for k in ('params', 'batch_stats')}
   return Generator(config, variables, int(restored['step']), str(path), str(root))
 
 
