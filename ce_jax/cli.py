@@ -5,7 +5,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import ml_collections
 from absl import app, flags, logging
@@ -44,22 +44,55 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def define_checkpoint_flags() -> None:
-  """`--config`, `--workdir` and `--checkpoint`, for programs that load a trained model."""
-  config_flags.DEFINE_config_file('config', None, 'The training configuration file.',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Training workdir holding checkpoints/ (and best/).')
+  """`--workdir`, `--checkpoint` and an optional `--config`, for programs that load a model."""
+  config_flags.DEFINE_config_file(
+      'config', None, 'A configuration file (and --config.* overrides) to use instead of the '
+      "run's saved config.json.", lock_config=True)
+  flags.DEFINE_string('workdir', None, 'A training workdir (checkpoints/, best/, config.json) '
+                      'or an exported generator (python -m ce_jax.export).')
   flags.DEFINE_string('checkpoint', 'latest',
                       'latest, best, a step number, or a checkpoint directory.')
 
 
-def load_config() -> ml_collections.ConfigDict:
-  """The `--config` flag's config; a file that fails to load ends in one line."""
+def load_config(required: bool = True) -> ml_collections.ConfigDict | None:
+  """The `--config` flag's config (None if optional and not given); a bad file ends in one line."""
+  if not required and FLAGS.config is None:
+    if any(a.startswith('--config.') for a in sys.argv[1:]):
+      fail('--config.* overrides need --config: the file they apply to.')
+    return None
   try:
     config = FLAGS.config
     config.keys()  # A config file that failed to load raises here.
   except (OSError, SyntaxError, AttributeError, ImportError) as e:
     fail(f'--config: {e}')
   return config
+
+
+def verbose() -> bool:
+  """Whether `--verbosity` (`-v`) asks for the frameworks' own messages too."""
+  return FLAGS.is_parsed() and FLAGS.verbosity >= 1
+
+
+def import_tensorflow() -> Any:
+  """Imports TensorFlow, which only feeds data, kept off the accelerators.
+
+  Its C++ start-up banner (written to the stderr file descriptor, past
+  `TF_CPP_MIN_LOG_LEVEL`) is silenced unless `--verbosity` ≥ 1.
+  """
+  if verbose() or 'tensorflow' in sys.modules:
+    import tensorflow as tf  # noqa: PLC0415
+  else:
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+      import tensorflow as tf  # noqa: PLC0415
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+      os.close(devnull)
+  tf.config.set_visible_devices([], 'GPU')
+  return tf
 
 
 def call(fn: Callable[[], object]) -> object:
@@ -71,15 +104,23 @@ def call(fn: Callable[[], object]) -> object:
     fail(str(e))
 
 
-class _QuietCheckpointer(py_logging.Filter):
-  """Drops Orbax's per-save INFO chatter; its warnings and errors still show."""
+# Whose INFO lines a normal run shows: ours, and clu's progress and metric lines.
+_OWN_LOGS = (f'{os.sep}ce_jax{os.sep}', f'{os.sep}clu{os.sep}')
+
+
+class _Quiet(py_logging.Filter):
+  """Drops other libraries' INFO lines (JAX, Orbax, TensorFlow) unless `--verbosity` ≥ 1."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or '/orbax/' not in record.pathname
+    return (record.levelno >= py_logging.WARNING or any(p in record.pathname for p in _OWN_LOGS)
+            or verbose())
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-  """`absl.app.run(main)` with quiet TF/Orbax logs and one-line flag errors."""
+  """`absl.app.run(main)` with one-line flag errors and only our own INFO lines.
+
+  Programs import TensorFlow through `import_tensorflow`.
+  """
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  logging.get_absl_handler().addFilter(_QuietCheckpointer())
+  logging.get_absl_handler().addFilter(_Quiet())
   app.run(main, flags_parser=parse_flags)

@@ -1,9 +1,11 @@
 """Held-out metrics of a trained model next to classical baselines.
 
-  python -m ce_jax.evaluate --config=configs/default.py --workdir=runs/default \
+  python -m ce_jax.evaluate --workdir=runs/default \
       [--checkpoint=latest|best|<step>|<checkpoint directory>]
 
-Restores the checkpoint, completes the config's fixed eval crops under masks
+`--workdir` is a training workdir (its `config.json` says what it trained) or
+an export (`python -m ce_jax.export`). Restores the generator's inference
+weights, completes the config's fixed eval crops under masks
 drawn from `mask.eval_seed` (exactly the images and masks of the training
 run's `eval_hole_psnr`), fills the same holes with OpenCV Telea, OpenCV
 Navier–Stokes and the mean pixel, and writes to the workdir (or `--output_dir`):
@@ -14,12 +16,11 @@ Navier–Stokes and the mean pixel, and writes to the workdir (or `--output_dir`
 """
 
 import functools
-import importlib
 import json
-import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
@@ -27,16 +28,14 @@ from etils import epath
 
 from ce_jax import (
   baselines,
-  checkpointing,
   cli,
-  input_pipeline,
+  completion,
   metrics,
   models,
   train,
-  train_state,
+  trained,
   visualize,
 )
-from ce_jax.errors import UserError
 from ce_jax.train_state import GANState
 
 MODEL = 'context_encoder'
@@ -51,121 +50,17 @@ AREA_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 
 
 # ----------------------------------------------------------------------------
-# Checkpoint
+# Model
 # ----------------------------------------------------------------------------
 
 
-def abstract_state(config: ml_collections.ConfigDict) -> GANState:
-  """The state `config` trains, as shapes on the first device (nothing allocated)."""
-  train.validate(config)
-  shapes = jax.eval_shape(functools.partial(train_state.create, config), jax.random.PRNGKey(0))
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
-
-
-def _param_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-  leaves = jax.tree_util.tree_leaves_with_path(tree)
-  return {jax.tree_util.keystr(p, simple=True, separator='/'): tuple(x.shape) for p, x in leaves}
-
-
-def _model_shapes(state: Any) -> dict[str, tuple[int, ...]]:
-  """Parameter shapes of G and D from a state or a checkpoint's metadata tree."""
-  get = (lambda k: state[k]) if hasattr(state, 'keys') else (lambda k: getattr(state, k))
-  return _param_shapes({'g_params': get('g_params'), 'd_params': get('d_params')})
-
-
-def matching_configs(shapes: dict[str, tuple[int, ...]]) -> list[str]:
-  """The files in `configs/` whose models have exactly these parameter shapes."""
-  try:
-    import configs  # noqa: PLC0415 (only needed to explain a mismatch)
-  except ImportError:
-    return []
-  found = []
-  for name in sorted(os.listdir(os.path.dirname(configs.__file__))):
-    if not name.endswith('.py') or name.startswith('_'):
-      continue
-    try:
-      config = importlib.import_module(f'configs.{name[:-3]}').get_config()
-      if _model_shapes(abstract_state(config)) == shapes:
-        found.append(f'configs/{name}')
-    except Exception:  # noqa: BLE001 (a config that does not build matches nothing)
-      continue
-  return found
-
-
-def _mismatch(stored: dict, wanted: dict) -> str:
-  """A short description of the first difference between two shape dicts."""
-  for k in sorted(set(stored) | set(wanted), key=lambda k: (not k.startswith('g_'), k)):
-    if stored.get(k) != wanted.get(k):
-      return (f'{k} is {stored.get(k, "absent")} in the checkpoint but '
-              f'{wanted.get(k, "absent")} under this config')
-  return 'the parameter shapes agree'
-
-
-def resolve(workdir: str | None, checkpoint: str) -> tuple[epath.Path, bool, int | None]:
-  """(workdir, best?, step) for `--checkpoint` = latest | best | <step> | <step directory>."""
-  if checkpoint not in ('latest', 'best') and not checkpoint.isdigit():
-    path = checkpointing.workdir_path(checkpoint)
-    if not (path.name.isdigit() and path.parent.name in ('checkpoints', 'best')):
-      raise UserError(f"--checkpoint='{checkpoint}': expected latest, best, a step number or a "
-                      'checkpoint directory such as runs/default/checkpoints/1500.')
-    if not path.exists():
-      raise UserError(f"--checkpoint='{checkpoint}' does not exist.")
-    return path.parent.parent, path.parent.name == 'best', int(path.name)
-  if not workdir:
-    raise UserError(f'--checkpoint={checkpoint} needs --workdir (or pass a checkpoint directory).')
-  step = int(checkpoint) if checkpoint.isdigit() else None
-  return checkpointing.workdir_path(workdir), checkpoint == 'best', step
-
-
-def load_state(config: ml_collections.ConfigDict, workdir: str | None,
-               checkpoint: str = 'latest') -> tuple[GANState, int, str]:
-  """Restores a checkpoint for `config`: (state on the first device, step, its directory).
-
-  Raises `UserError` when there is no such checkpoint or when it was trained
-  with a model of other shapes (naming the configs/ files that match it).
-  """
-  root, best, step = resolve(workdir, checkpoint)
-  sub = 'best' if best else 'checkpoints'
-  if not (root / sub).exists():
-    extra = (' (written by training runs that evaluated at least once); '
-             'try --checkpoint=latest') if best else ''
-    raise UserError(f'--workdir={root} holds no {sub}/ directory{extra}.')
-  manager = (checkpointing.create_best_manager(str(root)) if best else
-             checkpointing.create_manager(str(root), keep=1_000_000))
-  with manager:
-    steps = manager.all_steps()
-    if step is None:
-      step = manager.best_step() if best else manager.latest_step()
-    if step is None or step not in steps:
-      raise UserError(f'no checkpoint {"" if step is None else step} in {root / sub}; '
-                      f'available steps: {sorted(steps) or "none"}.')
-    path = root / sub / str(step)
-    abstract = abstract_state(config)
-    check_compatible(path, abstract)
-    try:
-      state = checkpointing.restore_or_init(manager, abstract, step)
-    except Exception as e:  # noqa: BLE001 (any storage error: name the checkpoint)
-      raise UserError(f'checkpoint {path} could not be restored: {e}') from e
-  return state, step, str(path)
-
-
-def check_compatible(path: epath.Path, abstract: GANState) -> None:
-  """Raises `UserError` naming the matching configs/ files if the model shapes differ."""
-  import orbax.checkpoint as ocp  # noqa: PLC0415
-
-  try:
-    stored = _model_shapes(ocp.PyTreeCheckpointHandler().metadata(path / 'default').tree)
-  except Exception as e:  # noqa: BLE001 (unreadable metadata)
-    raise UserError(f'checkpoint {path} could not be read: {e}') from e
-  wanted = _model_shapes(abstract)
-  if stored == wanted:
-    return
-  matches = matching_configs(stored)
-  needs = (f'it was trained with {" or ".join(matches)}' if matches else
-           'no file in configs/ matches it: pass the config (and overrides) it was trained with')
-  raise UserError(f'checkpoint {path} does not fit --config ({_mismatch(stored, wanted)}); '
-                  f'{needs}.')
+def generator_state(config: ml_collections.ConfigDict, variables: completion.Variables
+                    ) -> GANState:
+  """A `GANState` holding only G's inference `variables`: all that `train.eval_step` reads."""
+  ema = variables if config.train.ema_decay > 0 else {}
+  return GANState(step=jnp.zeros((), jnp.int32), rng=None, g_params=variables['params'],
+                  g_batch_stats=variables['batch_stats'], g_opt_state=None, d_params=None,
+                  d_batch_stats=None, d_opt_state=None, g_ema=ema, g_tx=None, d_tx=None)
 
 
 # ----------------------------------------------------------------------------
@@ -178,18 +73,21 @@ def eval_examples(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
 
   Whatever else the source provides (e.g. `landmarks` for mask kinds that use them) comes along.
   """
+  from ce_jax import input_pipeline  # noqa: PLC0415 (TensorFlow: imported by the program first)
+
   return input_pipeline.create_input(config, config.train.batch_size).eval_batch
 
 
-def complete_all(state: GANState, config: ml_collections.ConfigDict,
+def complete_all(variables: completion.Variables, config: ml_collections.ConfigDict,
                  examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Completions by the model and every baseline on the same images and masks.
+  """Completions by the model (G's inference `variables`) and every baseline, same masks.
 
   Returns `{'image', 'mask', 'masked', <method>: ...}`, each `[N, S, S, ·]`
   float32 in [-1, 1] (`mask` in {0, 1}), methods in `LABELS` order.
   """
   gen, _ = models.create_models(config)
   eval_fn = jax.jit(functools.partial(train.eval_step, config=config, gen=gen))
+  state = generator_state(config, variables)
   key = jax.random.PRNGKey(config.mask.eval_seed)
   parts: dict[str, list[np.ndarray]] = {}
   for i, chunk in enumerate(train.eval_chunks(examples, config.train.batch_size)):
@@ -273,16 +171,23 @@ def sample_grid(done: dict[str, np.ndarray], num: int, gap: int = 2) -> np.ndarr
   return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | None, checkpoint: str = 'latest',
-        output_dir: str | None = None, num_samples: int = 4) -> dict[str, Any]:
-  """Evaluates and writes `eval_<step>.{json,md,png}`; returns the JSON dict."""
-  state, step, path = load_state(config, workdir, checkpoint)
-  done = complete_all(state, config, eval_examples(config))
+def run(config: ml_collections.ConfigDict | None, workdir: str | None,
+        checkpoint: str = 'latest', output_dir: str | None = None,
+        num_samples: int = 4) -> dict[str, Any]:
+  """Evaluates and writes `eval_<step>.{json,md,png}`; returns the JSON dict.
+
+  `config` None: the run's (or export's) saved config. Output goes to the
+  workdir (or export directory) unless `output_dir` is given.
+  """
+  generator = trained.load(config, workdir, checkpoint)
+  config, step, path = generator.config, generator.step, generator.path
+  train.validate(config)
+  done = complete_all(generator.variables, config, eval_examples(config))
   summary = {'step': step, 'checkpoint': path, 'mask_kind': config.mask.kind,
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,
              'model_output': config.model.output,
              **summarise(score(done), by_area=config.mask.kind != 'center')}
-  out_dir = epath.Path(output_dir or epath.Path(path).parent.parent)
+  out_dir = epath.Path(output_dir or generator.home)
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / f'eval_{step}.json').write_text(json.dumps(summary, indent=2) + '\n')
   (out_dir / f'eval_{step}.md').write_text(markdown(summary))
@@ -304,16 +209,13 @@ def define_flags() -> None:
   cli.define_checkpoint_flags()
   flags.DEFINE_string('output_dir', None, 'Where eval_<step>.* go (default: the workdir).')
   flags.DEFINE_integer('num_samples', 4, 'Rows of the sample PNG.')
-  flags.mark_flags_as_required(['config'])
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  import tensorflow as tf  # noqa: PLC0415
-
-  tf.config.set_visible_devices([], 'GPU')
-  config = cli.load_config()
+  cli.import_tensorflow()
+  config = cli.load_config(required=False)
   summary = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.output_dir,
                                  FLAGS.num_samples))
   print(markdown(summary))

@@ -1,7 +1,11 @@
 """Fill your own images with your own masks.
 
-  python -m ce_jax.inpaint --config=configs/freeform.py --workdir=runs/freeform \
+  python -m ce_jax.inpaint --workdir=runs/freeform \
       --image=photo.jpg --mask=mask.png --output=filled.png [--grid]
+
+`--workdir` is a training workdir (its `config.json` says what it trained;
+`--checkpoint` picks the checkpoint) or an export (`python -m ce_jax.export`);
+only the generator's inference weights are restored.
 
 `--image` is a file or a folder; `--mask` is a file (white = fill, black =
 keep; any size with the image's aspect ratio), a folder of masks named like
@@ -13,7 +17,6 @@ the original's, bit for bit (hence PNG). A center-output model predicts only
 the central square, so it accepts only masks inside it.
 """
 
-import functools
 import os
 
 import jax
@@ -23,9 +26,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageOps
 
-from ce_jax import cli, completion, evaluate, input_pipeline, masks, models, visualize
+from ce_jax import cli, completion, masks, models, trained, visualize
 from ce_jax.errors import UserError
-from ce_jax.train_state import GANState
 
 GENERATED = ('center', 'random_blocks', 'random_block')
 
@@ -71,12 +73,13 @@ def read_mask(path: str, image_size: tuple[int, int]) -> np.ndarray:
 
 
 def list_folder(folder: str, flag: str) -> list[str]:
-  """Image files directly in `folder`, sorted."""
+  """Files directly in `folder` whose extension PIL opens, sorted."""
+  readable = tuple(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
   files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                 if f.lower().endswith(input_pipeline.IMAGE_EXTENSIONS))
+                 if f.lower().endswith(readable))
   if not files:
-    raise UserError(f"{flag} folder '{folder}' holds no images "
-                    f'({", ".join(input_pipeline.IMAGE_EXTENSIONS)}).')
+    raise UserError(f"{flag} folder '{folder}' holds no image files (.jpg, .png, .webp, ... "
+                    'any that PIL opens).')
   return files
 
 
@@ -122,21 +125,19 @@ def plan(image: str, mask: str, output: str) -> list[tuple[str, str, str]]:
 # ----------------------------------------------------------------------------
 
 
-def _predict(state: GANState, image: jax.Array, mask: jax.Array, *,
-             config: ml_collections.ConfigDict, gen) -> jax.Array:
-  """Composited completion `[1, S, S, 3]` in [-1, 1] of `image` under `mask` `[1, S, S, 1]`."""
-  variables = completion.generator_variables(state, config)
-  return completion.complete(gen, variables, image, mask, config=config)[0]
-
-
 class Inpainter:
-  """A restored generator that fills `[H, W, 3]` uint8 images at any size."""
+  """A trained generator that fills `[H, W, 3]` uint8 images at any size.
 
-  def __init__(self, config: ml_collections.ConfigDict, state: GANState):
-    self.config, self.state = config, state
+  `variables` are G's `{'params', 'batch_stats'}` (`trained.load(...).variables`,
+  or `completion.generator_variables` of a training state).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, variables: completion.Variables):
+    self.config, self.variables = config, variables
     self.size = config.data.image_size
     gen, _ = models.create_models(config)
-    self._predict = jax.jit(functools.partial(_predict, config=config, gen=gen))
+    self._predict = jax.jit(
+        lambda v, x, m: completion.complete(gen, v, x, m, config=config)[0])
 
   def center_hole(self, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The config's center hole at the model's size `[S, S]` and at `image_size` (bool)."""
@@ -187,7 +188,7 @@ class Inpainter:
     x = np.asarray(Image.fromarray(filled).resize((s, s), Image.BICUBIC), np.float32)
     x = x[None] / 127.5 - 1.0
     m = small[None, ..., None].astype(np.float32)
-    pred = visualize.to_uint8(jax.device_get(self._predict(self.state, jnp.asarray(x),
+    pred = visualize.to_uint8(jax.device_get(self._predict(self.variables, jnp.asarray(x),
                                                            jnp.asarray(m)))[0])
     up = np.asarray(Image.fromarray(pred).resize((w, h), Image.BICUBIC))
     return np.where(hole[..., None], up, image)
@@ -207,12 +208,16 @@ def make_hole(inpainter: Inpainter, spec: str, image_size: tuple[int, int],
   return read_mask(spec, image_size), None
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | None, checkpoint: str, image: str,
-        mask: str, output: str, grid: bool = False, seed: int = 0) -> list[str]:
-  """Fills every image that `--image` names; returns the written files."""
+def run(config: ml_collections.ConfigDict | None, workdir: str | None, checkpoint: str,
+        image: str, mask: str, output: str, grid: bool = False, seed: int = 0) -> list[str]:
+  """Fills every image that `--image` names; returns the written files.
+
+  `config` None: the run's (or export's) saved config.
+  """
   jobs = plan(image, mask, output)
-  state, _, _ = evaluate.load_state(config, workdir, checkpoint)
-  inpainter = Inpainter(config, state)
+  generator = trained.load(config, workdir, checkpoint)
+  config = generator.config
+  inpainter = Inpainter(config, generator.variables)
   written = []
   for i, (image_path, spec, target) in enumerate(jobs):
     original = read_image(image_path)
@@ -250,13 +255,13 @@ def define_flags() -> None:
   flags.DEFINE_string('output', None, 'A .png file, or a folder (for a folder of images).')
   flags.DEFINE_bool('grid', False, 'Also write <output>_grid.png: masked | completion | original.')
   flags.DEFINE_integer('seed', 0, 'Seed of generated random_blocks masks.')
-  flags.mark_flags_as_required(['config', 'image', 'mask', 'output'])
+  flags.mark_flags_as_required(['image', 'mask', 'output'])
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  config = cli.load_config()
+  config = cli.load_config(required=False)
   written = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.image,
                                  FLAGS.mask, FLAGS.output, FLAGS.grid, FLAGS.seed))
   for path in written:

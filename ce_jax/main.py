@@ -22,13 +22,11 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  cli.import_tensorflow()
   import jax  # noqa: PLC0415 (after flag parsing: distributed init must precede device use)
-  import tensorflow as tf  # noqa: PLC0415
 
   from ce_jax import parallel, train  # noqa: PLC0415
 
-  # TensorFlow only feeds data: keep it off the accelerators.
-  tf.config.set_visible_devices([], 'GPU')
   config = cli.load_config()
 
   def train_here():

@@ -6,6 +6,7 @@ released Torch code. Params are float32; `dtype` sets the compute dtype.
 """
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -172,53 +173,108 @@ def _log2_layers(size: int, field: str) -> int:
   return int(math.log2(size // 4))
 
 
-def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding: Any,
-                         lhs_dilation: Any = None, rhs_dilation: Any = None,
-                         dimension_numbers: Any = None, feature_group_count: int = 1,
-                         precision: Any = None) -> jax.Array:
-  """`lax.conv_general_dilated`, with two faster forms of the same map.
+# ----------------------------------------------------------------------------
+# Convolution rewrites (`model.conv_rewrites`): the same maps, faster on XLA
+# ----------------------------------------------------------------------------
 
-  A convolution whose HWIO kernel covers the whole input (the 4×4 valid
-  bottleneck on a 4×4 map) is one `[B, H·W·Cin] × [H·W·Cin, Cout]` matmul, the
-  kernel reshaped for free; XLA:CPU runs it about 10× faster so. On CPU, a 4×4
-  stride-2 convolution with padding 1 differentiates through `downsample`.
+NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _check_geometry(name: str, ok: bool, lhs: jax.Array, rhs: jax.Array, **args: Any) -> None:
+  if not ok:
+    raise ValueError(f'{name}: not the convolution it rewrites (input {lhs.shape}, kernel '
+                     f'{rhs.shape}, {args}).')
+
+
+def _is_plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+              precision) -> bool:
+  """NHWC input, HWIO kernel, no dilation or groups: the layout the rewrites assume."""
+  return (lhs.ndim == 4 and feature_group_count == 1 and precision is None
+          and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+          == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC)
+          and all(d in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))))
+
+
+def _pads(padding: Any) -> Any:
+  return padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
+
+
+def whole_input_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding: Any,
+                     lhs_dilation: Any = None, rhs_dilation: Any = None,
+                     dimension_numbers: Any = None, feature_group_count: int = 1,
+                     precision: Any = None) -> jax.Array:
+  """A VALID convolution whose kernel covers the whole input, as one matmul.
+
+  With `lhs` `[B, H, W, Cin]` and `rhs` `[H, W, Cin, Cout]` there is one output
+  pixel, y[b, 0, 0, o] = Σ_{h, w, c} x[b, h, w, c] · k[h, w, c, o]: the product
+  `[B, H·W·Cin] × [H·W·Cin, Cout]` of the two reshaped for free (the 4×4
+  bottleneck, D's last layer). XLA:CPU runs it about 10× faster so. Takes
+  `lax.conv_general_dilated`'s arguments (for `nn.Conv`); any other
+  convolution is a `ValueError`.
   """
-  plain = (lhs.ndim == 4 and feature_group_count == 1 and precision is None
-           and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-           == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ('NHWC', 'HWIO', 'NHWC'))
-           and all(d in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))))
-  pads = None if isinstance(padding, str) else tuple(tuple(p) for p in padding)
-  if plain and rhs.shape[:2] == lhs.shape[1:3] and (padding == 'VALID' or
-                                                     pads == ((0, 0), (0, 0))):
-    y = jnp.dot(lhs.reshape(lhs.shape[0], -1), rhs.reshape(-1, rhs.shape[-1]),
-                precision=precision)
-    return y.reshape(lhs.shape[0], 1, 1, rhs.shape[-1])
-  if (plain and jax.default_backend() == 'cpu' and rhs.shape[:2] == (4, 4)
-      and tuple(window_strides) == (2, 2) and pads == ((1, 1), (1, 1))
-      and lhs.shape[1] % 2 == 0 and lhs.shape[2] % 2 == 0):
-    return downsample(lhs, rhs)
-  return jax.lax.conv_general_dilated(
-      lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-      dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
-      precision=precision)
+  _check_geometry(
+      'whole_input_conv',
+      _is_plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+                precision) and rhs.shape[:2] == lhs.shape[1:3]
+      and _pads(padding) in ('VALID', ((0, 0), (0, 0))), lhs, rhs, padding=padding)
+  y = jnp.dot(lhs.reshape(lhs.shape[0], -1), rhs.reshape(-1, rhs.shape[-1]))
+  return y.reshape(lhs.shape[0], 1, 1, rhs.shape[-1])
 
 
-def conv(features: int, kernel: int, stride: int, padding: Any, dtype: Dtype) -> nn.Conv:
+def stride2_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding: Any,
+                 lhs_dilation: Any = None, rhs_dilation: Any = None,
+                 dimension_numbers: Any = None, feature_group_count: int = 1,
+                 precision: Any = None) -> jax.Array:
+  """A 4×4 stride-2 convolution with padding 1 of an even-sized input, via `downsample`.
+
+  Same value as `lax.conv_general_dilated`; its input gradient runs through
+  `upsample_subpixel` (see `downsample`). Takes `lax.conv_general_dilated`'s
+  arguments (for `nn.Conv`); any other convolution is a `ValueError`.
+  """
+  _check_geometry(
+      'stride2_conv',
+      _is_plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+                precision) and rhs.shape[:2] == (4, 4) and tuple(window_strides) == (2, 2)
+      and _pads(padding) == ((1, 1), (1, 1)) and lhs.shape[1] % 2 == 0
+      and lhs.shape[2] % 2 == 0, lhs, rhs, strides=window_strides, padding=padding)
+  return downsample(lhs, rhs)
+
+
+def resolve_conv_rewrites(method: str) -> tuple[bool, bool]:
+  """(whole-input convolutions as matmuls?, stride-2 convolutions via `stride2_conv`?).
+
+  'auto': matmuls on every backend, `stride2_conv` on CPU (whose own gradient
+  of a strided convolution is slow); 'off': `lax.conv_general_dilated` throughout.
+  """
+  if method == 'auto':
+    return True, jax.default_backend() == 'cpu'
+  if method == 'off':
+    return False, False
+  raise UserError(f"model.conv_rewrites='{method}': expected 'auto' or 'off'.")
+
+
+def conv(features: int, kernel: int, stride: int, padding: Any, dtype: Dtype,
+         impl: Callable[..., jax.Array] | None = None) -> nn.Conv:
+  """A bias-free `nn.Conv`; `impl` replaces `lax.conv_general_dilated` (same signature)."""
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=padding, use_bias=False,
-                 kernel_init=conv_init, dtype=dtype, conv_general_dilated=conv_general_dilated)
+                 kernel_init=conv_init, dtype=dtype, conv_general_dilated=impl)
 
 
 class DCGANEncoder(nn.Module):
-  """4×4 stride-2 convolutions down to 4×4: `[B, S, S, C]` → `[B, 4, 4, 8·features]`."""
+  """4×4 stride-2 convolutions down to 4×4: `[B, S, S, C]` → `[B, 4, 4, 8·features]`.
+
+  `stride2`: the convolutions' implementation (`stride2_conv`, or None for lax's).
+  """
 
   features: int = 64
   dtype: Dtype = jnp.float32
+  stride2: Callable[..., jax.Array] | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     layers = _log2_layers(x.shape[1], 'data.image_size')
     for i, c in enumerate(dcgan_channels(layers, self.features)):
-      x = conv(c, 4, 2, ((1, 1), (1, 1)), self.dtype)(x)
+      x = conv(c, 4, 2, ((1, 1), (1, 1)), self.dtype, self.stride2)(x)
       if i > 0:
         x = batch_norm(train, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
@@ -281,18 +337,23 @@ class Generator(nn.Module):
   features: int = 64
   upsample: str = 'transpose'
   dtype: Dtype = jnp.float32
+  # `resolve_conv_rewrites`: whole-input convolutions as matmuls; stride-2 ones via stride2_conv.
+  rewrite_whole_input: bool = False
+  rewrite_stride2: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     if self.encoder == 'dcgan':
-      x = DCGANEncoder(self.features, self.dtype)(x, train)
+      x = DCGANEncoder(self.features, self.dtype, stride2_conv if self.rewrite_stride2 else None)(
+          x, train)
     elif self.encoder == 'alexnet':
       x = AlexNetEncoder(self.features, self.dtype)(x, train)
     else:
       raise UserError(f"model.encoder='{self.encoder}': expected 'dcgan' or 'alexnet'.")
     n, top = x.shape[1], x.shape[-1]
     if self.bottleneck == 'conv':
-      x = conv(self.bottleneck_dim, n, 1, 'VALID', self.dtype)(x)
+      x = conv(self.bottleneck_dim, n, 1, 'VALID', self.dtype,
+               whole_input_conv if self.rewrite_whole_input else None)(x)
       x = nn.leaky_relu(batch_norm(train, self.dtype)(x), 0.2)
       x = ProjectUp(top, n, self.dtype)(x)
       x = nn.relu(batch_norm(train, self.dtype)(x))
@@ -317,17 +378,22 @@ class Discriminator(nn.Module):
 
   features: int = 64
   dtype: Dtype = jnp.float32
+  rewrite_whole_input: bool = False  # as in Generator
+  rewrite_stride2: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     i = 0
     while x.shape[1] >= 8:
-      x = conv(self.features * min(2 ** i, 8), 4, 2, ((1, 1), (1, 1)), self.dtype)(x)
+      even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0  # stride2_conv's precondition
+      x = conv(self.features * min(2 ** i, 8), 4, 2, ((1, 1), (1, 1)), self.dtype,
+               stride2_conv if self.rewrite_stride2 and even else None)(x)
       if i > 0:
         x = batch_norm(train, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
       i += 1
-    x = conv(1, x.shape[1], 1, 'VALID', self.dtype)(x)
+    x = conv(1, x.shape[1], 1, 'VALID', self.dtype,
+             whole_input_conv if self.rewrite_whole_input else None)(x)
     return x.reshape(x.shape[0]).astype(jnp.float32)
 
 
@@ -355,12 +421,14 @@ def compute_dtype(config: ml_collections.ConfigDict) -> Dtype:
 def create_models(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
   """The generator and discriminator that `config.model` describes."""
   dtype = compute_dtype(config)
+  whole_input, stride2 = resolve_conv_rewrites(config.model.conv_rewrites)
   gen = Generator(
       encoder=config.model.encoder, bottleneck=config.model.bottleneck,
       bottleneck_dim=config.model.bottleneck_dim, output_size=output_size(config),
       features=config.model.gen_features, upsample=resolve_upsample(config.model.upsample),
-      dtype=dtype)
-  disc = Discriminator(features=config.model.disc_features, dtype=dtype)
+      dtype=dtype, rewrite_whole_input=whole_input, rewrite_stride2=stride2)
+  disc = Discriminator(features=config.model.disc_features, dtype=dtype,
+                       rewrite_whole_input=whole_input, rewrite_stride2=stride2)
   return gen, disc
 
 

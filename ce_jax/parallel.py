@@ -46,7 +46,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if os.environ.get('JAX_COORDINATOR_ADDRESS'):
       raise UserError(f'JAX_COORDINATOR_ADDRESS is set but no cluster environment gives the '
                       f'rest ({e}): pass --num_processes and --process_id.') from e
-    logging.info('No cluster environment detected: one process (%s).', e)
+    logging.debug('No cluster environment detected: one process (%s).', e)
 
 
 def create_mesh() -> Mesh:

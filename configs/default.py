@@ -131,6 +131,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Up-sampling: 'transpose' (ConvTranspose), 'subpixel' (the same map as a
   # convolution + depth-to-space) or 'auto' (the faster for the backend).
   config.model.upsample = 'auto'
+  # Convolution rewrites (models.resolve_conv_rewrites): 'auto' computes
+  # whole-input convolutions as matmuls and, on CPU, differentiates 4×4
+  # stride-2 ones through the sub-pixel form; 'off' leaves every convolution
+  # to lax.conv_general_dilated.
+  config.model.conv_rewrites = 'auto'
   # Compute dtype; params stay float32. 'bfloat16' for GPU/TPU.
   config.model.dtype = 'float32'
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,16 @@ import jax
 import numpy as np
 import pytest
 
-from ce_jax import checkpointing, evaluate, metrics, train, train_state
+from ce_jax import (
+  checkpointing,
+  completion,
+  evaluate,
+  metrics,
+  run_config,
+  train,
+  train_state,
+  trained,
+)
 from ce_jax.errors import UserError
 from configs import test as test_config
 
@@ -94,14 +104,38 @@ def test_sample_png(workdir, summary):
 
 def test_missing_and_incompatible_checkpoints(workdir, tmp_path):
   with pytest.raises(UserError, match='holds no checkpoints/'):
-    evaluate.load_state(tiny_config(), str(tmp_path))
+    trained.load(tiny_config(), str(tmp_path))
   with pytest.raises(UserError, match=r'available steps: \[2\]'):
-    evaluate.load_state(tiny_config(), workdir, '7')
+    trained.load(None, workdir, '7')
   wide = tiny_config()
   wide.model.gen_features = 16
-  with pytest.raises(UserError, match='trained with configs/test.py') as e:
-    evaluate.load_state(wide, workdir)
+  with pytest.raises(UserError, match="config.json fits it: leave out --config") as e:
+    trained.load(wide, workdir)
   assert 'g_params/' in str(e.value)
+
+
+def test_a_run_without_saved_config_needs_one_and_names_the_match(tmp_path):
+  state = train_state.create(tiny_config(), jax.random.PRNGKey(0))
+  with checkpointing.create_manager(str(tmp_path), 1) as manager:
+    checkpointing.save(manager, state)
+  with pytest.raises(UserError, match='holds no config.json'):
+    trained.load(None, str(tmp_path))
+  wide = tiny_config()
+  wide.model.gen_features = 16
+  with pytest.raises(UserError, match='trained with configs/test.py'):
+    trained.load(wide, str(tmp_path))
+
+
+def test_restores_only_the_generator_inference_weights(workdir):
+  generator = trained.load(None, workdir)
+  assert set(generator.variables) == {'params', 'batch_stats'}
+  assert generator.step == 2 and run_config.differences(generator.config, tiny_config()) == {}
+  full = checkpointing.restore_or_init(
+      checkpointing.create_manager(workdir, 2), train_state.create(tiny_config(),
+                                                                   jax.random.PRNGKey(0)))
+  expected = completion.generator_variables(full, tiny_config())  # EMA weights if kept
+  for a, b in zip(jax.tree.leaves(generator.variables), jax.tree.leaves(expected), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_area_bins_for_freeform_masks(tmp_path):
@@ -111,7 +145,8 @@ def test_area_bins_for_freeform_masks(tmp_path):
   state = train_state.create(config, jax.random.PRNGKey(0))
   with checkpointing.create_manager(str(tmp_path), 1) as manager:
     checkpointing.save(manager, state)
-  summary = evaluate.run(config, str(tmp_path))
+  run_config.save(config, tmp_path)
+  summary = evaluate.run(None, str(tmp_path))
   bins = summary['area_bins']
   assert sum(b['num_images'] for b in bins) == summary['num_images']
   assert all(tuple(b['methods']) == METHODS for b in bins)
@@ -119,10 +154,13 @@ def test_area_bins_for_freeform_masks(tmp_path):
     assert 'Hole area' in f.read()
 
 
-def test_command_line_prints_the_table(workdir):
+def test_command_line_needs_only_the_workdir_and_is_quiet(workdir, tmp_path):
   proc = subprocess.run(
-      [sys.executable, '-m', 'ce_jax.evaluate', '--config=configs/test.py',
-       f'--workdir={workdir}', '--checkpoint=2'],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+      [sys.executable, '-m', 'ce_jax.evaluate', f'--workdir={workdir}', '--checkpoint=2',
+       f'--output_dir={tmp_path}'], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert '| OpenCV Telea |' in proc.stdout
+  # No framework banners (TensorFlow's oneDNN notice, absl's pre-init warning) or INFO lines.
+  assert 'oneDNN' not in proc.stderr and 'InitializeLog' not in proc.stderr, proc.stderr
+  sources = set(re.findall(r'^I\d{4} [\d:.]+ +\d+ (\w+\.py):', proc.stderr, re.M))
+  assert sources <= set(os.listdir(os.path.join(ROOT, 'ce_jax'))), proc.stderr

@@ -10,7 +10,7 @@ import pytest
 import skimage.data
 from PIL import Image, ImageDraw
 
-from ce_jax import checkpointing, inpaint, train_state
+from ce_jax import checkpointing, inpaint, run_config, train_state
 from ce_jax.errors import UserError
 from configs import test as test_config
 
@@ -27,6 +27,7 @@ def full_config():
 def save_initial_state(config, workdir):
   with checkpointing.create_manager(str(workdir), 1) as manager:
     checkpointing.save(manager, train_state.create(config, jax.random.PRNGKey(0)))
+  run_config.save(config, workdir)  # as training does
   return str(workdir)
 
 
@@ -61,7 +62,7 @@ def load(path):
 def test_fills_only_the_hole_at_the_original_size(full_workdir, photo, tmp_path):
   image, mask = photo
   out = str(tmp_path / 'out' / 'filled.png')
-  written = inpaint.run(full_config(), full_workdir, 'latest', image, mask, out, grid=True)
+  written = inpaint.run(None, full_workdir, 'latest', image, mask, out, grid=True)
   assert written == [out, str(tmp_path / 'out' / 'filled_grid.png')]
   original, result = load(image), load(out)
   hole = load(mask)[..., 0] >= 128
@@ -142,15 +143,30 @@ def test_bad_inputs_give_clear_errors(full_workdir, photo, tmp_path):
     run(image, mask, config=test_config.get_config())
 
 
+def inpaint_command(*args):
+  return subprocess.run([sys.executable, '-m', 'ce_jax.inpaint', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_command_line_needs_only_the_workdir(full_workdir, photo, tmp_path):
+  image, mask = photo
+  out = tmp_path / 'o.png'
+  proc = inpaint_command(f'--workdir={full_workdir}', f'--image={image}', f'--mask={mask}',
+                         f'--output={out}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.split() == [str(out)] and proc.stderr == ''
+  expected = tmp_path / 'expected.png'
+  inpaint.run(full_config(), full_workdir, 'latest', image, mask, str(expected))
+  np.testing.assert_array_equal(load(out), load(expected))
+
+
 def test_command_line_error_is_one_line_and_exit_2(full_workdir, photo, tmp_path):
   image, _ = photo
   empty = tmp_path / 'empty.png'
   Image.new('L', (300, 200), 0).save(empty)
-  proc = subprocess.run(
-      [sys.executable, '-m', 'ce_jax.inpaint', '--config=configs/test.py',
-       '--config.model.output=full', '--config.mask.kind=freeform', f'--workdir={full_workdir}',
-       f'--image={image}', f'--mask={empty}', f'--output={tmp_path / "o.png"}'],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = inpaint_command('--config=configs/test.py', '--config.model.output=full',
+                         '--config.mask.kind=freeform', f'--workdir={full_workdir}',
+                         f'--image={image}', f'--mask={empty}', f'--output={tmp_path / "o.png"}')
   assert proc.returncode == 2
   errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
   assert errors == [f"error: --mask file '{empty}' has no white pixels (white = fill, "

@@ -21,35 +21,67 @@ def plain_conv(x, kernel, stride, padding):
                                       dimension_numbers=NHWC)
 
 
-def fast_conv(x, kernel, stride, padding):
-  dims = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, NHWC)
-  return models.conv_general_dilated(x, kernel, (stride, stride), padding,
-                                     dimension_numbers=dims)
-
-
-@pytest.mark.parametrize('name,x_shape,k_shape,stride,padding', [
-    ('whole-input matmul', (3, 4, 4, 6), (4, 4, 6, 5), 1, 'VALID'),
-    ('stride-2 downsample', (3, 8, 6, 5), (4, 4, 5, 7), 2, ((1, 1), (1, 1))),
-    ('other convolutions', (3, 7, 7, 5), (3, 3, 5, 4), 1, ((1, 1), (1, 1))),
+@pytest.mark.parametrize('name,rewrite,x_shape,k_shape,stride,padding', [
+    ('whole-input matmul', models.whole_input_conv, (3, 4, 4, 6), (4, 4, 6, 5), 1, 'VALID'),
+    ('stride-2 downsample', models.stride2_conv, (3, 8, 6, 5), (4, 4, 5, 7), 2,
+     ((1, 1), (1, 1))),
 ])
-def test_fast_conv_matches_lax_in_value_and_gradient(name, x_shape, k_shape, stride, padding):
+def test_conv_rewrites_match_lax_in_value_and_gradient(name, rewrite, x_shape, k_shape, stride,
+                                                       padding):
   kx, kk, kc = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, x_shape)
   kernel = jax.random.normal(kk, k_shape) / np.sqrt(np.prod(k_shape[:3]))
   expected, plain_vjp = jax.vjp(functools.partial(plain_conv, stride=stride, padding=padding),
                                 x, kernel)
-  got, fast_vjp = jax.vjp(functools.partial(fast_conv, stride=stride, padding=padding),
-                          x, kernel)
+  dims = jax.lax.conv_dimension_numbers(x_shape, k_shape, NHWC)
+  got, fast_vjp = jax.vjp(lambda a, b: rewrite(a, b, (stride, stride), padding,
+                                               dimension_numbers=dims), x, kernel)
   np.testing.assert_allclose(np.asarray(got), np.asarray(expected), err_msg=name, **TOL)
   cotangent = jax.random.normal(kc, expected.shape)
   for a, b in zip(fast_vjp(cotangent), plain_vjp(cotangent), strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), err_msg=name, **TOL)
 
 
+def test_conv_rewrites_refuse_other_convolutions():
+  x, kernel = jnp.ones((2, 7, 7, 3)), jnp.ones((3, 3, 3, 4))
+  for rewrite in (models.whole_input_conv, models.stride2_conv):
+    with pytest.raises(ValueError, match='not the convolution it rewrites'):
+      rewrite(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC)
+
+
 def test_whole_input_convolution_becomes_a_matmul():
   x, kernel = jnp.ones((2, 4, 4, 3)), jnp.ones((4, 4, 3, 5))
-  hlo = jax.jit(fast_conv, static_argnums=(2, 3)).lower(x, kernel, 1, 'VALID').as_text()
+  hlo = jax.jit(lambda a, b: models.whole_input_conv(a, b, (1, 1), 'VALID',
+                                                     dimension_numbers=NHWC)).lower(
+                                                         x, kernel).as_text()
   assert 'dot_general' in hlo and 'convolution' not in hlo
+
+
+def test_conv_rewrites_off_gives_the_same_networks():
+  """`model.conv_rewrites='off'` (lax throughout) and 'auto': same outputs and gradients."""
+  config = test_config.get_config()
+  size = config.data.image_size
+  x = jax.random.uniform(jax.random.key(1), (4, size, size, 4), minval=-1.0)
+  results = {}
+  for method in ('auto', 'off'):
+    config.model.conv_rewrites = method
+    gen, disc = models.create_models(config)
+    g_vars = gen.init(jax.random.key(2), x, train=False)
+    d_vars = disc.init(jax.random.key(3), x[:, :16, :16, :3], train=False)
+
+    def loss(g_params, d_params, gen=gen, disc=disc, g_vars=g_vars, d_vars=d_vars):
+      out, _ = gen.apply({**g_vars, 'params': g_params}, x, train=True, mutable=['batch_stats'])
+      logit, _ = disc.apply({**d_vars, 'params': d_params}, out, train=True,
+                            mutable=['batch_stats'])
+      return jnp.mean(logit ** 2) + jnp.mean(out ** 2), out
+
+    (value, out), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+        g_vars['params'], d_vars['params'])
+    hlo = jax.jit(loss).lower(g_vars['params'], d_vars['params']).as_text()
+    results[method] = (value, out, grads, hlo.count('convolution('))
+  auto, off = results['auto'], results['off']
+  chex.assert_trees_all_close(auto[:3], off[:3], rtol=1e-5, atol=1e-6)
+  assert auto[3] < off[3]  # the rewrites replaced some convolutions
 
 
 def test_project_up_is_the_transposed_convolution_of_a_pixel():
@@ -153,3 +185,39 @@ def test_apply_gradients_is_optax_on_finite_steps_and_keeps_state_on_nan():
   assert not np.isfinite(grad_norm)
   chex.assert_trees_all_equal(new_params, ours[0])
   chex.assert_trees_all_equal(optax.tree.get(new_state, 'mu'), optax.tree.get(ours[1], 'mu'))
+
+
+def _plain_apply(tx, params, opt_state, grads):
+  """`apply_gradients`' result without its write ordering: optax as documented."""
+  updates, opt_state = tx.update(grads, opt_state, params)
+  new_params = optax.apply_updates(params, updates)
+  return new_params, opt_state, train.global_norm(grads), train.global_norm(new_params)
+
+
+def test_apply_gradients_updates_donated_buffers_in_place():
+  """The claim `apply_gradients` exists for, read off the compiled step's memory statistics.
+
+  A generator step with donated parameters and Adam state: updating in place
+  needs no copy of them, where optax's plain update (on XLA:CPU) keeps new
+  copies of a good part of them in temporary buffers.
+  """
+  config = test_config.get_config()
+  config.model.bottleneck_dim = 4000  # parameters large enough to dwarf the activations
+  gen, _ = models.create_models(config)
+  x = jnp.zeros((8, config.data.image_size, config.data.image_size, 4))
+  variables = gen.init(jax.random.key(0), x, train=False)
+  params, tx = variables['params'], optax.adam(1e-3, b1=0.5)
+
+  def step(params, opt_state, x, apply):
+    def loss(p):
+      out, _ = gen.apply({**variables, 'params': p}, x, train=True, mutable=['batch_stats'])
+      return jnp.mean(out ** 2)
+    return apply(tx, params, opt_state, jax.grad(loss)(params))[:2]
+
+  temp = {}
+  for name, apply in (('ours', train.apply_gradients), ('plain', _plain_apply)):
+    compiled = jax.jit(functools.partial(step, apply=apply), donate_argnums=(0, 1)).lower(
+        params, tx.init(params), x).compile()
+    temp[name] = compiled.memory_analysis().temp_size_in_bytes
+  param_bytes = sum(p.nbytes for p in jax.tree.leaves(params))
+  assert temp['ours'] < temp['plain'] - param_bytes / 4, (temp, param_bytes)

@@ -1,0 +1,63 @@
+"""The workdir's saved config: round trip, and what a resumed run may change."""
+
+import logging
+
+import pytest
+
+from ce_jax import run_config
+from ce_jax.errors import UserError
+from configs import default, freeform
+from configs import test as test_config
+
+
+@pytest.mark.parametrize('module', [default, freeform, test_config])
+def test_saved_config_round_trips_with_its_types(module, tmp_path):
+  config = module.get_config()
+  config.train.num_steps = 7
+  run_config.save(config, tmp_path)
+  loaded = run_config.load(tmp_path)
+  assert run_config.differences(config, loaded) == {}
+  assert run_config.flat(loaded) == run_config.flat(config)
+  assert isinstance(loaded.data.mean_pixel, tuple) and isinstance(loaded.train.num_steps, int)
+  assert loaded.to_dict() == config.to_dict()
+
+
+def test_no_saved_config_is_none_and_a_broken_one_names_the_file(tmp_path):
+  assert run_config.load(tmp_path) is None
+  (tmp_path / 'config.json').write_text('{"model": ')
+  with pytest.raises(UserError, match=f'{tmp_path / "config.json"} is not a readable config'):
+    run_config.load(tmp_path)
+
+
+def test_resume_refuses_a_change_to_the_model_or_its_data(tmp_path):
+  run_config.check_resume(str(tmp_path), test_config.get_config(), resuming=False)
+  changed = test_config.get_config()
+  changed.model.gen_features = 16
+  changed.mask.hole_size = 8
+  with pytest.raises(UserError, match=r"mask.hole_size 16 → 8, model.gen_features 8 → 16\. "
+                     'These fields change the model or its data'):
+    run_config.check_resume(str(tmp_path), changed, resuming=True)
+  assert run_config.load(tmp_path).model.gen_features == 8  # the saved config is kept
+
+
+def test_resume_logs_allowed_changes_and_saves_them(tmp_path, caplog):
+  run_config.check_resume(str(tmp_path), test_config.get_config(), resuming=False)
+  longer = test_config.get_config()
+  longer.train.num_steps = 40
+  longer.optim.d_lr = 1e-4
+  with caplog.at_level(logging.INFO):
+    run_config.check_resume(str(tmp_path), longer, resuming=True)
+  assert ('Resuming with changed config fields: optim.d_lr 0.0002 → 0.0001, '
+          'train.num_steps 4 → 40.') in caplog.text
+  assert run_config.load(tmp_path).train.num_steps == 40
+
+
+def test_a_program_says_which_config_it_uses(tmp_path, caplog):
+  run_config.save(test_config.get_config(), tmp_path)
+  assert run_config.differences(run_config.for_run(tmp_path, None), test_config.get_config()) == {}
+  other = test_config.get_config()
+  other.train.batch_size = 16
+  with caplog.at_level(logging.WARNING):
+    assert run_config.for_run(tmp_path, other) is other
+  assert f'--config differs from {tmp_path / "config.json"} in train.batch_size 8 → 16; using ' \
+         '--config.' in caplog.text
