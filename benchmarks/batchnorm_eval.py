@@ -1,6 +1,6 @@
 """Held-out hole PSNR of one checkpoint under each choice of weights and BatchNorm statistics.
 
-  python benchmarks/batchnorm_eval.py --config=configs/default.py --workdir=runs/default
+  python benchmarks/batchnorm_eval.py --workdir=runs/default
 
 Completes the config's fixed held-out crops (the images and masks of the
 training run's `eval_hole_psnr`) four ways: the EMA or the live weights, with
@@ -9,14 +9,13 @@ eval batch's own statistics (what training sees). Prints the mean hole PSNR of
 each, beside the mean-pixel fill.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import flags
+from etils import epath
 
-from ce_jax import cli, completion, evaluate, masks, metrics, models, train
+from ce_jax import cli, completion, evaluate, masks, metrics, models, train, trained
 
 FLAGS = flags.FLAGS
 
@@ -45,20 +44,25 @@ def hole_psnr(gen, variables, config, examples, batch_stats: bool) -> float:
 
 def main(argv: list[str]) -> None:
   del argv
-  config = cli.load_config()
-  state, step, _ = cli.call(lambda: evaluate.load_state(config, FLAGS.workdir, FLAGS.checkpoint))
+  run = cli.call(lambda: trained.load(cli.load_config(required=False), FLAGS.workdir,
+                                      FLAGS.checkpoint))
+  config, step = run.config, run.step
+  abstract = trained.abstract_state(config)
+  live = trained.restore_tree(epath.Path(run.path) / 'default',
+                              {'g_params': abstract.g_params,
+                               'g_batch_stats': abstract.g_batch_stats})
   examples = evaluate.eval_examples(config)
   gen, _ = models.create_models(config)
-  weights = {'live': {'params': state.g_params, 'batch_stats': state.g_batch_stats}}
+  weights = {'live': {'params': live['g_params'], 'batch_stats': live['g_batch_stats']}}
   if config.train.ema_decay > 0:
-    weights['EMA'] = state.g_ema
+    weights['EMA'] = run.variables
   print(f'Step {step}, {len(examples["image"])} held-out crops, hole PSNR (dB):')
   for name, variables in weights.items():
     for stats in (False, True):
       value = hole_psnr(gen, variables, config, examples, batch_stats=stats)
       label = 'batch statistics' if stats else 'running statistics'
       print(f'  {name} weights, {label}: {value:.2f}')
-  done = functools.partial(evaluate.complete_all, state, config)(examples)
+  done = evaluate.complete_all(run.variables, config, examples)
   fill = evaluate.summarise(evaluate.score(done), by_area=False)['methods']['mean_fill']
   print(f'  mean-pixel fill: {fill["hole_psnr"]:.2f}')
 

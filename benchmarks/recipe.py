@@ -5,8 +5,9 @@
   python benchmarks/recipe.py --out=runs/ablation --extra_eval=/path/to/photos
 
 Each variant is `configs/paper.py` or `configs/default.py` with a few
-`--config.*` overrides (see `VARIANTS`), trained by `python -m ce_jax.main` into `<out>/<variant>` (a
-finished workdir is not retrained) and evaluated by `python -m ce_jax.evaluate`
+`--config.*` overrides (see `VARIANTS`), trained by `python -m ce_jax.main`
+into `<out>/<variant>` (a finished workdir is not retrained) and evaluated by
+`python -m ce_jax.evaluate`
 on the default held-out crops with the 56×56 hole and with a hole covering the
 whole predicted 64×64 square, and, with `--extra_eval`, on crops of a folder of
 other photos. Prints a Markdown table per evaluation (hole PSNR / SSIM / L1 of

@@ -172,7 +172,8 @@ def test_tiny_model_learns_to_inpaint_held_out_photos(tmp_path):
   c.loss.rec_only_steps = 200
   c.data.num_eval_examples = 32
   state = train.train_and_evaluate(c, str(tmp_path))
-  done = evaluate.complete_all(state, c, evaluate.eval_examples(c))
+  done = evaluate.complete_all(completion.generator_variables(state, c), c,
+                              evaluate.eval_examples(c))
   psnr = {m: v['hole_psnr'] for m, v in
           evaluate.summarise(evaluate.score(done), by_area=False)['methods'].items()}
   assert psnr['context_encoder'] > psnr['mean_fill'] + 2.0, psnr
