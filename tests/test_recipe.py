@@ -126,7 +126,7 @@ def test_random_center_holes_stay_inside_the_square():
 def test_random_center_holes_only_in_training():
   c = small_config().mask
   batch = {'image': jnp.zeros((4, 32, 32, 3))}
-  fixed = masks.center(4, (32, 32), hole_size=16, overlap=2, overlap_weight=10.0)
+  fixed = masks.center(4, (32, 32), hole_size=16, overlap=2, overlap_weight=c.overlap_weight)
   for key in (0, 1):
     chex.assert_trees_all_equal(masks.from_config(c, jax.random.PRNGKey(key), batch), fixed)
   drawn = masks.from_config(c, jax.random.PRNGKey(0), batch, training=True)
