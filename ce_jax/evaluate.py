@@ -1,7 +1,8 @@
 """Held-out metrics of a trained model next to classical baselines.
 
   python -m ce_jax.evaluate --config=configs/default.py --workdir=runs/default \
-      [--checkpoint=latest|best|<step>|<checkpoint directory>]
+      [--checkpoint=latest|best|<step>|<checkpoint directory>] [--nolpips] \
+      [--fid_weights=inception_fid.npz]
 
 Restores the checkpoint, completes the config's fixed eval crops under masks
 drawn from `mask.eval_seed` (exactly the images and masks of the training
@@ -29,9 +30,11 @@ from ce_jax import (
   baselines,
   checkpointing,
   cli,
+  fid,
   input_pipeline,
   metrics,
   models,
+  perceptual,
   train,
   train_state,
   visualize,
@@ -46,7 +49,9 @@ LABELS = {MODEL: 'Context Encoder', 'telea': 'OpenCV Telea',
 COLUMNS = (('hole_psnr', 'hole PSNR (dB) ↑', 1, 2), ('image_psnr', 'image PSNR (dB) ↑', 1, 2),
            ('hole_ssim', 'hole SSIM ↑', 1, 3), ('image_ssim', 'image SSIM ↑', 1, 3),
            ('hole_l1', 'hole L1 (%) ↓', 100, 2), ('image_l1', 'image L1 (%) ↓', 100, 2),
-           ('hole_l2', 'hole L2 (%) ↓', 100, 2), ('image_l2', 'image L2 (%) ↓', 100, 2))
+           ('hole_l2', 'hole L2 (%) ↓', 100, 2), ('image_l2', 'image L2 (%) ↓', 100, 2),
+           ('hole_lpips', 'hole LPIPS ↓', 1, 3), ('image_lpips', 'image LPIPS ↓', 1, 3),
+           ('fid', 'FID ↓', 1, 2))
 AREA_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 
 
@@ -204,8 +209,12 @@ def complete_all(state: GANState, config: ml_collections.ConfigDict,
   return done
 
 
-def score(done: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, dict[str, np.ndarray]]:
-  """Per-image metrics `{method: {metric: [N]}}` (and `hole_fraction`) on images in [0, 1]."""
+def score(done: dict[str, np.ndarray], batch_size: int = 64,
+          lpips_params: perceptual.Params | None = None) -> dict[str, dict[str, np.ndarray]]:
+  """Per-image metrics `{method: {metric: [N]}}` (and `hole_fraction`) on images in [0, 1].
+
+  LPIPS too when given `lpips_params` (`perceptual.load('alexnet')`).
+  """
   fn = jax.jit(metrics.all_metrics)
   target, mask = metrics.to_unit(done['image']), done['mask']
   out = {}
@@ -215,13 +224,35 @@ def score(done: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, dict[s
                                 mask[i:i + batch_size]))
               for i in range(0, len(pred), batch_size)]
     out[method] = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  if lpips_params is not None:
+    # Every method at once: the originals' features serve all of them.
+    lpips_fn = jax.jit(metrics.lpips_metrics)
+    preds = np.stack([metrics.to_unit(done[m]) for m in LABELS])
+    chunks = [jax.device_get(lpips_fn(lpips_params, preds[:, i:i + batch_size],
+                                      target[i:i + batch_size], mask[i:i + batch_size]))
+              for i in range(0, len(target), batch_size)]
+    for name in metrics.LPIPS_NAMES:
+      values = np.concatenate([c[name] for c in chunks], axis=1)
+      for j, method in enumerate(LABELS):
+        out[method][name] = values[j]
   return out
+
+
+def fid_scores(done: dict[str, np.ndarray], weights: str) -> dict[str, float]:
+  """FID of each method's completed images against the originals `{method: FID}`.
+
+  `weights`: an `.npz` of pytorch-fid's Inception-v3 (see `fid`).
+  """
+  model, variables = fid.load(weights)
+  real = fid.all_features(model, variables, done['image'])
+  return {m: fid.fid(real, fid.all_features(model, variables, done[m])) for m in LABELS}
 
 
 def summarise(per_image: dict[str, dict[str, np.ndarray]], by_area: bool) -> dict[str, Any]:
   """Means over images per method, and per hole-area bin when `by_area`."""
   def means(select):
-    return {m: {k: float(np.mean(v[select])) for k, v in vals.items() if k in metrics.NAMES}
+    names = metrics.NAMES + metrics.LPIPS_NAMES
+    return {m: {k: float(np.mean(v[select])) for k, v in vals.items() if k in names}
             for m, vals in per_image.items()}
 
   fraction = per_image[MODEL]['hole_fraction']
@@ -238,12 +269,16 @@ def summarise(per_image: dict[str, dict[str, np.ndarray]], by_area: bool) -> dic
 
 
 def markdown_table(methods: dict[str, dict[str, float]], step: int) -> str:
-  """One row per method; L1 and L2 (mean squared error) in % of the [0, 1] range."""
-  lines = ['| method | ' + ' | '.join(c[1] for c in COLUMNS) + ' |',
-           '| --- |' + ' ---: |' * len(COLUMNS)]
+  """One row per method; L1 and L2 (mean squared error) in % of the [0, 1] range.
+
+  LPIPS columns only when the values have them.
+  """
+  columns = [c for c in COLUMNS if c[0] in next(iter(methods.values()))]
+  lines = ['| method | ' + ' | '.join(c[1] for c in columns) + ' |',
+           '| --- |' + ' ---: |' * len(columns)]
   for method, values in methods.items():
     label = f'{LABELS[method]} (step {step})' if method == MODEL else LABELS[method]
-    cells = [f'{values[k] * scale:.{digits}f}' for k, _, scale, digits in COLUMNS]
+    cells = [f'{values[k] * scale:.{digits}f}' for k, _, scale, digits in columns]
     lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
@@ -274,14 +309,27 @@ def sample_grid(done: dict[str, np.ndarray], num: int, gap: int = 2) -> np.ndarr
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | None, checkpoint: str = 'latest',
-        output_dir: str | None = None, num_samples: int = 4) -> dict[str, Any]:
-  """Evaluates and writes `eval_<step>.{json,md,png}`; returns the JSON dict."""
+        output_dir: str | None = None, num_samples: int = 4, lpips: bool = True,
+        fid_weights: str | None = None) -> dict[str, Any]:
+  """Evaluates and writes `eval_<step>.{json,md,png}`; returns the JSON dict.
+
+  LPIPS unless `lpips` is False; FID (whole images, over all the held-out
+  images) when `fid_weights` names an Inception-v3 weights file.
+  """
+  lpips_params = perceptual.load('alexnet') if lpips else None
+  if fid_weights:
+    fid.load(fid_weights)  # A bad file fails before the work.
   state, step, path = load_state(config, workdir, checkpoint)
   done = complete_all(state, config, eval_examples(config))
+  per_image = score(done, lpips_params=lpips_params)
   summary = {'step': step, 'checkpoint': path, 'mask_kind': config.mask.kind,
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,
              'model_output': config.model.output,
-             **summarise(score(done), by_area=config.mask.kind != 'center')}
+             **summarise(per_image, by_area=config.mask.kind != 'center')}
+  if fid_weights:
+    for method, value in fid_scores(done, fid_weights).items():
+      summary['methods'][method]['fid'] = value
+    summary['fid_weights'] = str(fid_weights)
   out_dir = epath.Path(output_dir or epath.Path(path).parent.parent)
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / f'eval_{step}.json').write_text(json.dumps(summary, indent=2) + '\n')
@@ -304,6 +352,9 @@ def define_flags() -> None:
   cli.define_checkpoint_flags()
   flags.DEFINE_string('output_dir', None, 'Where eval_<step>.* go (default: the workdir).')
   flags.DEFINE_integer('num_samples', 4, 'Rows of the sample PNG.')
+  flags.DEFINE_bool('lpips', True, 'Also LPIPS (AlexNet; --nolpips: without).')
+  flags.DEFINE_string('fid_weights', None, 'Also FID, with this .npz of pytorch-fid\'s '
+                      'Inception-v3 weights (README: "LPIPS and FID").')
   flags.mark_flags_as_required(['config'])
 
 
@@ -315,7 +366,7 @@ def main(argv: list[str]) -> None:
   tf.config.set_visible_devices([], 'GPU')
   config = cli.load_config()
   summary = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.output_dir,
-                                 FLAGS.num_samples))
+                                 FLAGS.num_samples, FLAGS.lpips, FLAGS.fid_weights))
   print(markdown(summary))
 
 

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ce_jax import perceptual
+
 
 def reconstruction_loss(*, target: jax.Array, prediction: jax.Array,
                         weight: jax.Array) -> jax.Array:
@@ -28,19 +30,14 @@ def reconstruction_loss(*, target: jax.Array, prediction: jax.Array,
   return jnp.sum(weight * sq) / jnp.maximum(total, 1e-8)
 
 
-def _unit_channels(f: jax.Array, eps: float = 1e-10) -> jax.Array:
-  """`f` `[..., C]` scaled to unit length along C; smooth at 0 (a dead ReLU vector)."""
-  return f * jax.lax.rsqrt(jnp.sum(jnp.square(f), axis=-1, keepdims=True) + eps)
-
-
 def perceptual_loss(*, features: Callable[[jax.Array], Sequence[jax.Array]], target: jax.Array,
                     prediction: jax.Array) -> jax.Array:
   """Feature distance: Σ_layers mean over positions of ‖n(φ_l(x)) − n(φ_l(G))‖², batch mean.
 
-  n scales each position's feature vector to unit length (as LPIPS does, but
-  with every layer and channel weighted alike), so each layer adds at most 4
-  and the loss does not depend on the features' scale. The target's features
-  carry no gradient.
+  `perceptual.distance` without weights: n scales each position's feature
+  vector to unit length (as LPIPS does, but with every channel weighted
+  alike), so each layer adds at most 4 and the loss does not depend on the
+  features' scale. The target's features carry no gradient.
 
   Args:
     features: image `[B, H, W, 3]` in [-1, 1] → feature maps `[B, h, w, C]`,
@@ -52,10 +49,7 @@ def perceptual_loss(*, features: Callable[[jax.Array], Sequence[jax.Array]], tar
   """
   real = [jax.lax.stop_gradient(f) for f in features(target.astype(jnp.float32))]
   fake = features(prediction.astype(jnp.float32))
-  total = 0.0
-  for r, f in zip(real, fake, strict=True):
-    total = total + jnp.mean(jnp.sum(jnp.square(_unit_channels(r) - _unit_channels(f)), axis=-1))
-  return total
+  return jnp.mean(perceptual.distance(real, fake))
 
 
 def discriminator_loss(*, real_logit: jax.Array, fake_logit: jax.Array) -> jax.Array:

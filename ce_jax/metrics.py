@@ -191,6 +191,37 @@ def hole_lpips(params: perceptual.Params, a: jax.Array, b: jax.Array,
   return jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), value, jnp.nan)
 
 
+def lpips_metrics(params: perceptual.Params, preds: jax.Array, target: jax.Array,
+                  mask: jax.Array) -> dict[str, jax.Array]:
+  """hole_lpips and image_lpips of M completions of the same originals (pure).
+
+  The originals' features are computed once for all M.
+
+  Args:
+    params: `perceptual.load('alexnet')`.
+    preds: `[M, B, H, W, 3]` float32 in [0, 1].
+    target: `[B, H, W, 3]` float32 in [0, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+  Returns:
+    `{'hole_lpips': [M, B], 'image_lpips': [M, B]}` float32.
+  """
+  m, b = preds.shape[:2]
+  box = hole_box(mask)
+  weights = perceptual.lin_weights(params)
+
+  def feats(x, boxes):  # [N, H, W, 3] in [0, 1] → (whole, box) feature lists
+    return (perceptual.features(params, 2.0 * x - 1.0),
+            perceptual.features(params, 2.0 * crop_resize(x, *boxes) - 1.0))
+
+  real_image, real_box = feats(target, box)
+  fake_image, fake_box = feats(preds.reshape(m * b, *preds.shape[2:]),
+                               [jnp.tile(v, m) for v in box])
+  split = lambda fs: [f.reshape(m, b, *f.shape[1:]) for f in fs]  # noqa: E731
+  hole = perceptual.distance(split(fake_box), real_box, weights)
+  return {'hole_lpips': jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), hole, jnp.nan),
+          'image_lpips': perceptual.distance(split(fake_image), real_image, weights)}
+
+
 def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array,
                 lpips_params: perceptual.Params | None = None) -> dict[str, jax.Array]:
   """Every metric of `NAMES` (and `LPIPS_NAMES` given `lpips_params`), plus `hole_fraction`.

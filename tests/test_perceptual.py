@@ -79,6 +79,20 @@ class LpipsTest(chex.TestCase):
     empty = jax.jit(metrics.all_metrics)(x, y, np.zeros_like(mask), self.alex)
     self.assertTrue(np.all(np.isnan(empty['hole_lpips'])))
 
+  def test_many_completions_at_once_match_one_at_a_time(self):
+    target = (smooth_images(12, 3, 64) + 1) / 2
+    preds = np.stack([np.clip(target + s * images(13 + i, target.shape), 0, 1)
+                      for i, s in enumerate((0.05, 0.2))])
+    mask = np.zeros((3, 64, 64, 1), np.float32)
+    mask[0, 20:40, 20:40] = 1
+    mask[1, 0:10, 30:64] = 1  # row 2: no hole
+    out = jax.jit(metrics.lpips_metrics)(self.alex, preds, target, mask)
+    for j in range(2):
+      one = jax.jit(metrics.all_metrics)(preds[j], target, mask, self.alex)
+      for name in metrics.LPIPS_NAMES:
+        np.testing.assert_allclose(out[name][j], one[name], rtol=1e-5)
+    self.assertTrue(np.isnan(out['hole_lpips'][:, 2]).all())
+
   def test_missing_weights_fail_with_one_line_naming_the_file(self):
     path = os.path.join(self.enter_context(tempfile.TemporaryDirectory()), 'alexnet.ckpt')
     with self.assertRaisesRegex(UserError, f'LPIPS weights {path} not found') as e:
@@ -134,8 +148,8 @@ class PerceptualLossTest(chex.TestCase):
   def test_channel_normalisation_has_a_finite_gradient_at_a_dead_relu_vector(self):
     f = np.zeros((2, 3, 8), np.float32)
     f[0, 0, 0] = 2.0
-    np.testing.assert_allclose(losses._unit_channels(f)[0, 0], np.eye(8)[0], atol=1e-6)
-    grad = jax.grad(lambda f: jnp.sum(losses._unit_channels(f) * jnp.arange(8.0)))(f)
+    np.testing.assert_allclose(perceptual.unit_channels(f)[0, 0], np.eye(8)[0], atol=1e-6)
+    grad = jax.grad(lambda f: jnp.sum(perceptual.unit_channels(f) * jnp.arange(8.0)))(f)
     self.assertTrue(np.all(np.isfinite(grad)))
 
   def test_gradient_is_finite_on_flat_images_and_only_through_the_prediction(self):
