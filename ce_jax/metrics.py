@@ -206,20 +206,20 @@ def lpips_metrics(params: perceptual.Params, preds: jax.Array, target: jax.Array
     `{'hole_lpips': [M, B], 'image_lpips': [M, B]}` float32.
   """
   m, b = preds.shape[:2]
-  box = hole_box(mask)
+  # Originals first, then every completion: one batch, so one compiled network.
+  x = jnp.concatenate([target[None], preds]).reshape((m + 1) * b, *target.shape[1:])
+  box = [jnp.tile(v, m + 1) for v in hole_box(mask)]
   weights = perceptual.lin_weights(params)
 
-  def feats(x, boxes):  # [N, H, W, 3] in [0, 1] → (whole, box) feature lists
-    return (perceptual.features(params, 2.0 * x - 1.0),
-            perceptual.features(params, 2.0 * crop_resize(x, *boxes) - 1.0))
+  def per_method(fs):  # [(M + 1)·B, ...] → ([M, B, ...] completions, [B, ...] originals)
+    fs = [f.reshape(m + 1, b, *f.shape[1:]) for f in fs]
+    return [f[1:] for f in fs], [f[0] for f in fs]
 
-  real_image, real_box = feats(target, box)
-  fake_image, fake_box = feats(preds.reshape(m * b, *preds.shape[2:]),
-                               [jnp.tile(v, m) for v in box])
-  split = lambda fs: [f.reshape(m, b, *f.shape[1:]) for f in fs]  # noqa: E731
-  hole = perceptual.distance(split(fake_box), real_box, weights)
+  whole = per_method(perceptual.features(params, 2.0 * x - 1.0))
+  boxed = per_method(perceptual.features(params, 2.0 * crop_resize(x, *box) - 1.0))
+  hole = perceptual.distance(*boxed, weights)
   return {'hole_lpips': jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), hole, jnp.nan),
-          'image_lpips': perceptual.distance(split(fake_image), real_image, weights)}
+          'image_lpips': perceptual.distance(*whole, weights)}
 
 
 def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array,
