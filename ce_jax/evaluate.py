@@ -51,7 +51,7 @@ COLUMNS = (('hole_psnr', 'hole PSNR (dB) ↑', 1, 2), ('image_psnr', 'image PSNR
            ('hole_l1', 'hole L1 (%) ↓', 100, 2), ('image_l1', 'image L1 (%) ↓', 100, 2),
            ('hole_l2', 'hole L2 (%) ↓', 100, 2), ('image_l2', 'image L2 (%) ↓', 100, 2),
            ('hole_lpips', 'hole LPIPS ↓', 1, 3), ('image_lpips', 'image LPIPS ↓', 1, 3),
-           ('fid', 'FID ↓', 1, 2))
+           ('image_fid', 'image FID ↓', 1, 2))
 AREA_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 
 
@@ -238,12 +238,12 @@ def score(done: dict[str, np.ndarray], batch_size: int = 64,
   return out
 
 
-def fid_scores(done: dict[str, np.ndarray], weights: str) -> dict[str, float]:
+def fid_scores(done: dict[str, np.ndarray], model: fid.InceptionV3,
+               variables: fid.Variables) -> dict[str, float]:
   """FID of each method's completed images against the originals `{method: FID}`.
 
-  `weights`: an `.npz` of pytorch-fid's Inception-v3 (see `fid`).
+  `model`, `variables`: `fid.load(...)` of an Inception-v3 weights file.
   """
-  model, variables = fid.load(weights)
   real = fid.all_features(model, variables, done['image'])
   return {m: fid.fid(real, fid.all_features(model, variables, done[m])) for m in LABELS}
 
@@ -271,7 +271,7 @@ def summarise(per_image: dict[str, dict[str, np.ndarray]], by_area: bool) -> dic
 def markdown_table(methods: dict[str, dict[str, float]], step: int) -> str:
   """One row per method; L1 and L2 (mean squared error) in % of the [0, 1] range.
 
-  LPIPS columns only when the values have them.
+  Only the columns whose metrics the values have (LPIPS and FID are optional).
   """
   columns = [c for c in COLUMNS if c[0] in next(iter(methods.values()))]
   lines = ['| method | ' + ' | '.join(c[1] for c in columns) + ' |',
@@ -316,9 +316,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | None, checkpoint: str 
   LPIPS unless `lpips` is False; FID (whole images, over all the held-out
   images) when `fid_weights` names an Inception-v3 weights file.
   """
+  # Weights first: a missing file fails before the work.
   lpips_params = perceptual.load('alexnet') if lpips else None
-  if fid_weights:
-    fid.load(fid_weights)  # A bad file fails before the work.
+  inception = fid.load(fid_weights) if fid_weights else None
   state, step, path = load_state(config, workdir, checkpoint)
   done = complete_all(state, config, eval_examples(config))
   per_image = score(done, lpips_params=lpips_params)
@@ -326,9 +326,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | None, checkpoint: str 
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,
              'model_output': config.model.output,
              **summarise(per_image, by_area=config.mask.kind != 'center')}
-  if fid_weights:
-    for method, value in fid_scores(done, fid_weights).items():
-      summary['methods'][method]['fid'] = value
+  if inception:
+    for method, value in fid_scores(done, *inception).items():
+      summary['methods'][method]['image_fid'] = value
     summary['fid_weights'] = str(fid_weights)
   out_dir = epath.Path(output_dir or epath.Path(path).parent.parent)
   out_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import fid_fixture
 import jax
 import numpy as np
 import pytest
@@ -95,6 +96,22 @@ def test_without_lpips(workdir, summary, tmp_path):
     assert set(values) == set(metrics.NAMES)
     assert values == {k: summary['methods'][method][k] for k in metrics.NAMES}
   assert 'LPIPS' not in evaluate.markdown(plain)
+
+
+def test_fid_with_a_small_random_inception(workdir, summary, tmp_path):
+  weights = str(tmp_path / 'inception.npz')
+  fid_fixture.write_random_weights(weights)
+  out = evaluate.run(tiny_config(), workdir, output_dir=str(tmp_path), fid_weights=weights)
+  for method in METHODS:
+    values = out['methods'][method]
+    assert np.isfinite(values['image_fid']) and values['image_fid'] > 0
+    assert {k: v for k, v in values.items() if k != 'image_fid'} == summary['methods'][method]
+  assert out['fid_weights'] == weights
+  header, _ = parse_table([line for line in evaluate.markdown(out).splitlines()
+                           if line.startswith('|')][:6])
+  assert header[-1] == 'image FID ↓'
+  with pytest.raises(UserError, match='--fid_weights=.*not found'):
+    evaluate.run(tiny_config(), workdir, fid_weights=str(tmp_path / 'missing.npz'))
 
 
 def test_sample_png(workdir, summary):
