@@ -1,4 +1,4 @@
-"""Orbax checkpoints of the GAN state: the last N, and the best by eval hole PSNR."""
+"""Orbax checkpoints of the GAN state: the last N, and the best by eval hole PSNR (or LPIPS)."""
 
 import math
 import os
@@ -23,29 +23,43 @@ def create_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
 
 
 BEST_METRIC = 'eval_hole_psnr'
+# `train.best_metric` choices: higher ('max') or lower ('min') is better.
+BEST_MODES = {'eval_hole_psnr': 'max', 'eval_hole_lpips': 'min'}
 
 
-def create_best_manager(workdir: str) -> ocp.CheckpointManager:
-  """Manager of `<workdir>/best`: the one checkpoint with the highest `BEST_METRIC`."""
-  options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=_best_value,
-                                         best_mode='max', enable_async_checkpointing=True)
+def _value(metrics: dict[str, float] | None, metric: str) -> float:
+  """`metric` of a kept checkpoint; the worst value when it was kept by another metric."""
+  worst = -math.inf if BEST_MODES[metric] == 'max' else math.inf
+  return float((metrics or {}).get(metric, worst))
+
+
+def create_best_manager(workdir: str, metric: str = BEST_METRIC) -> ocp.CheckpointManager:
+  """Manager of `<workdir>/best`: the one checkpoint with the best `metric` (`BEST_MODES`)."""
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=1, create=True, best_fn=lambda m: _value(m, metric),
+      best_mode=BEST_MODES[metric], enable_async_checkpointing=True)
   return ocp.CheckpointManager(workdir_path(workdir) / 'best', options=options)
 
 
-def _best_value(metrics: dict[str, float]) -> float:
-  return metrics[BEST_METRIC]
+def save_if_best(manager: ocp.CheckpointManager, state: GANState, metrics: dict[str, float],
+                 metric: str = BEST_METRIC) -> bool:
+  """Saves `state` into the best manager when its `metric` beats the kept checkpoint's.
 
-
-def save_if_best(manager: ocp.CheckpointManager, state: GANState, value: float) -> bool:
-  """Saves `state` into the best manager when `value` (eval hole PSNR) beats the kept one."""
+  `metrics` (all the eval means, e.g. `eval_hole_psnr` and `eval_hole_lpips`)
+  are stored with the checkpoint.
+  """
   manager.wait_until_finished()  # An async save's metrics are readable once it is done.
+  value = float(metrics[metric])
   best = manager.best_step()
-  if not math.isfinite(value) or (best is not None and
-                                  _best_value(manager.metrics(best)) >= value):
+  if not math.isfinite(value):
     return False
+  if best is not None:
+    kept = _value(manager.metrics(best), metric)
+    if (value <= kept) if BEST_MODES[metric] == 'max' else (value >= kept):
+      return False
   step = int(jax.device_get(state.step))
-  manager.save(step, args=ocp.args.StandardSave(state), metrics={BEST_METRIC: float(value)},
-               force=True)
+  manager.save(step, args=ocp.args.StandardSave(state),
+               metrics={k: float(v) for k, v in metrics.items()}, force=True)
   return True
 
 

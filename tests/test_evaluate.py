@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import fid_fixture
 import jax
 import numpy as np
 import pytest
@@ -64,8 +65,9 @@ def test_json_has_every_metric_for_model_and_baselines(workdir, summary):
   assert saved['step'] == 2 and saved['num_images'] == 8
   assert tuple(saved['methods']) == METHODS
   for values in saved['methods'].values():
-    assert set(values) == set(metrics.NAMES)
+    assert set(values) == set(metrics.NAMES + metrics.LPIPS_NAMES)
     assert all(np.isfinite(v) for v in values.values())
+    assert values['hole_lpips'] >= 0 and values['image_lpips'] >= 0
   # Telea keeps the known pixels, so its whole-image error is the hole error diluted.
   telea = saved['methods']['telea']
   assert telea['image_psnr'] > telea['hole_psnr']
@@ -88,11 +90,38 @@ def test_markdown_table_parses(workdir, summary):
   with open(os.path.join(workdir, 'eval_2.md')) as f:
     lines = [line for line in f.read().splitlines() if line.startswith('|')]
   header, body = parse_table(lines)
-  assert header[0] == 'method' and len(header) == 1 + len(metrics.NAMES)
+  assert header[0] == 'method'
+  assert len(header) == 1 + len(metrics.NAMES) + len(metrics.LPIPS_NAMES)
+  assert header[-2:] == ['hole LPIPS ↓', 'image LPIPS ↓']
   assert [r[0] for r in body] == ['Context Encoder (step 2)', 'OpenCV Telea',
                                   'OpenCV Navier–Stokes', 'mean-pixel fill']
   telea = [float(c) for c in body[1][1:]]
   np.testing.assert_allclose(telea[0], summary['methods']['telea']['hole_psnr'], atol=0.005)
+  np.testing.assert_allclose(telea[-2], summary['methods']['telea']['hole_lpips'], atol=0.0005)
+
+
+def test_without_lpips(workdir, summary, tmp_path):
+  plain = evaluate.run(tiny_config(), workdir, output_dir=str(tmp_path), lpips=False)
+  for method, values in plain['methods'].items():
+    assert set(values) == set(metrics.NAMES)
+    assert values == {k: summary['methods'][method][k] for k in metrics.NAMES}
+  assert 'LPIPS' not in evaluate.markdown(plain)
+
+
+def test_fid_with_a_small_random_inception(workdir, summary, tmp_path):
+  weights = str(tmp_path / 'inception.npz')
+  fid_fixture.write_random_weights(weights)
+  out = evaluate.run(tiny_config(), workdir, output_dir=str(tmp_path), fid_weights=weights)
+  for method in METHODS:
+    values = out['methods'][method]
+    assert np.isfinite(values['image_fid']) and values['image_fid'] > 0
+    assert {k: v for k, v in values.items() if k != 'image_fid'} == summary['methods'][method]
+  assert out['fid_weights'] == weights
+  header, _ = parse_table([line for line in evaluate.markdown(out).splitlines()
+                           if line.startswith('|')][:6])
+  assert header[-1] == 'image FID ↓'
+  with pytest.raises(UserError, match='--fid_weights=.*not found'):
+    evaluate.run(tiny_config(), workdir, fid_weights=str(tmp_path / 'missing.npz'))
 
 
 def test_sample_png(workdir, summary):
@@ -150,6 +179,7 @@ def test_area_bins_for_freeform_masks(tmp_path):
   bins = summary['area_bins']
   assert sum(b['num_images'] for b in bins) == summary['num_images']
   assert all(tuple(b['methods']) == METHODS for b in bins)
+  assert all('hole_lpips' in v for b in bins for v in b['methods'].values())
   with open(tmp_path / 'eval_0.md') as f:
     assert 'Hole area' in f.read()
 
