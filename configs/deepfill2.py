@@ -7,7 +7,7 @@ a logit) with the hinge loss. Same masks, data and step budget as
 `configs/freeform.py` and `configs/glcic.py`, so the three compare.
 
   python -m ce_jax.main --config=configs/deepfill2.py --workdir=runs/deepfill2
-  python -m ce_jax.evaluate --workdir=runs/deepfill2
+  python -m ce_jax.evaluate --config=configs/deepfill2.py --workdir=runs/deepfill2
 """
 
 import ml_collections

@@ -8,7 +8,7 @@ with adversarial weight 4e-4. Same masks, data and step budget as
 `configs/freeform.py` and `configs/deepfill2.py`, so the three compare.
 
   python -m ce_jax.main --config=configs/glcic.py --workdir=runs/glcic
-  python -m ce_jax.evaluate --workdir=runs/glcic
+  python -m ce_jax.evaluate --config=configs/glcic.py --workdir=runs/glcic
 """
 
 import ml_collections
@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.gan = 'bce'
   config.loss.rec_weight = 1.0
   config.loss.adv_weight = 4e-4
-  # The paper's T_C : T_D = 9 : 1, on this budget.
-  config.loss.rec_only_steps = 1000
-  config.loss.d_only_steps = 100
+  # The default's reconstruction-only steps (the paper's T_C), then D alone
+  # for a tenth of them (T_C : T_D = 9 : 1 in the paper), then both.
+  config.loss.d_only_steps = config.loss.rec_only_steps // 10
   return config
