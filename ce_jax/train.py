@@ -144,7 +144,9 @@ def train_step(state: GANState, batch: dict[str, jax.Array], *, config: ml_colle
     phase: 'rec' (G on L_rec alone; D is not run), 'd' (D alone; G frozen) or
       'joint'.
   Returns:
-    The new state and scalar metrics (the losses the phase computes).
+    The new state and scalar metrics (the losses the phase computes;
+    `rec_loss` sums L_rec over G's output and every image it sows under
+    'intermediates', e.g. DeepFill v2's coarse stage).
   """
   if phase not in PHASES:
     raise ValueError(f'phase={phase!r}: expected one of {PHASES}.')

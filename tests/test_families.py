@@ -127,7 +127,7 @@ def test_shapes_and_completion_at_another_aspect(family):
   assert float(jnp.abs(filled - wide).max()) > 0
 
 
-@pytest.mark.parametrize('family', FAMILIES)
+@pytest.mark.parametrize('family', ['glcic', 'deepfill2'])  # The CE's: test_recipe.py.
 @pytest.mark.parametrize('phase', train.PHASES)
 def test_one_step_per_family_and_phase_is_finite(family, phase):
   config = test_config.get_config(family)
