@@ -1,15 +1,16 @@
 """Throughput of the jitted D+G train step and of generator inference.
 
   python benchmarks/train_step.py --config=configs/default.py
+  python benchmarks/train_step.py --config=configs/deepfill2.py   # any model family
   python benchmarks/train_step.py --config=configs/default.py --batch_size=256 \
       --config.model.dtype=bfloat16 --json
 
 Runs the real `train.train_step` (donated state, batch sharded over every
 device) on a fixed random batch, so that the input pipeline is not measured
-(`benchmarks/input_pipeline.py` does that). Prints the compile time, then
-steps/s and images/s of the train step and of generator inference: the median
-of `--repeats` timed blocks of `--steps` steps each, after `--warmup` steps,
-with `jax.block_until_ready` closing every block. Also the peak host memory,
+(`benchmarks/input_pipeline.py` does that). Prints the parameter counts, the
+compile time, then steps/s and images/s of the train step and of generator
+inference: the median of `--repeats` timed blocks of `--steps` steps each,
+after `--warmup` steps, with `jax.block_until_ready` closing every block. Also the peak host memory,
 the peak device memory where the backend reports it, XLA's FLOP count of one
 step and, on a GPU or TPU, the model FLOP utilisation against the peak of
 `PEAK_TFLOPS` (dense, per chip). `--json` adds one JSON line on stdout.
@@ -177,6 +178,11 @@ def benchmark(config: ml_collections.ConfigDict, batch_size: int, *, steps: int 
       f'upsample={result["config"]["upsample"]}')
 
   benches = {'train': build_train(config, batch_size)}
+  state = benches['train'].args[0]
+  result['params'] = {'generator': models.param_count(state.g_params),
+                      'discriminator': models.param_count(state.d_params)}
+  log(f'model.family={config.model.family}: generator {result["params"]["generator"]:,} '
+      f'params, discriminator {result["params"]["discriminator"]:,}')
   if inference:
     benches['infer'] = build_inference(config, batch_size)
   peak = peak_flops(device, dtype)

@@ -1,4 +1,8 @@
-"""Pure loss functions of the Context Encoder (keyword-only arguments)."""
+"""Pure loss functions (keyword-only arguments): reconstruction, perceptual and adversarial.
+
+Discriminator logits may have any shape `[B, ...]` (one per image, or one per
+patch for SN-PatchGAN); every loss averages over all of them.
+"""
 
 from collections.abc import Callable, Sequence
 
@@ -8,10 +12,13 @@ import optax
 
 from ce_jax import perceptual
 
+RECONSTRUCTION = ('l2', 'l1')
+GAN = ('bce', 'hinge')
 
-def reconstruction_loss(*, target: jax.Array, prediction: jax.Array,
-                        weight: jax.Array) -> jax.Array:
-  """Weighted masked L2: Σ W ⊙ (x − G)² / (Σ W · C).
+
+def reconstruction_loss(*, target: jax.Array, prediction: jax.Array, weight: jax.Array,
+                        kind: str = 'l2') -> jax.Array:
+  """Weighted masked L2 (or L1): Σ W ⊙ (x − G)² / (Σ W · C), |x − G| for 'l1'.
 
   `weight` is the mask times the overlap-band weights (`masks.Masks.weight`):
   0 outside the hole and its band, so the gradient vanishes there. Dividing by
@@ -21,13 +28,17 @@ def reconstruction_loss(*, target: jax.Array, prediction: jax.Array,
     target: `[B, H, W, C]` float32 in [-1, 1].
     prediction: `[B, H, W, C]` float32 in [-1, 1].
     weight: `[B, H, W, 1]` float32 ≥ 0.
+    kind: 'l2' (the Context Encoder's) or 'l1' (GLCIC's MSE is 'l2'; DeepFill's is 'l1').
   Returns:
     Scalar float32.
   """
+  if kind not in RECONSTRUCTION:
+    raise ValueError(f'kind={kind!r}: expected one of {RECONSTRUCTION}.')
   channels = target.shape[-1]
-  sq = jnp.square(target.astype(jnp.float32) - prediction.astype(jnp.float32))
+  diff = target.astype(jnp.float32) - prediction.astype(jnp.float32)
+  err = jnp.square(diff) if kind == 'l2' else jnp.abs(diff)
   total = jnp.sum(weight) * channels
-  return jnp.sum(weight * sq) / jnp.maximum(total, 1e-8)
+  return jnp.sum(weight * err) / jnp.maximum(total, 1e-8)
 
 
 def perceptual_loss(*, features: Callable[[jax.Array], Sequence[jax.Array]], target: jax.Array,
@@ -52,15 +63,34 @@ def perceptual_loss(*, features: Callable[[jax.Array], Sequence[jax.Array]], tar
   return jnp.mean(perceptual.distance(real, fake))
 
 
-def discriminator_loss(*, real_logit: jax.Array, fake_logit: jax.Array) -> jax.Array:
-  """Binary cross-entropy on logits: real → 1, fake → 0, each averaged over `[B]`."""
+def _check_gan(kind: str) -> None:
+  if kind not in GAN:
+    raise ValueError(f'kind={kind!r}: expected one of {GAN}.')
+
+
+def discriminator_loss(*, real_logit: jax.Array, fake_logit: jax.Array,
+                       kind: str = 'bce') -> jax.Array:
+  """D's loss on float32 logits `[B, ...]`, each term averaged over all logits.
+
+  'bce': binary cross-entropy, real → 1, fake → 0.
+  'hinge': mean(relu(1 − real)) + mean(relu(1 + fake)) (SN-PatchGAN, DeepFill v2).
+  """
+  _check_gan(kind)
+  if kind == 'hinge':
+    return jnp.mean(jax.nn.relu(1.0 - real_logit)) + jnp.mean(jax.nn.relu(1.0 + fake_logit))
   real = optax.sigmoid_binary_cross_entropy(real_logit, jnp.ones_like(real_logit))
   fake = optax.sigmoid_binary_cross_entropy(fake_logit, jnp.zeros_like(fake_logit))
   return jnp.mean(real) + jnp.mean(fake)
 
 
-def generator_adversarial_loss(*, fake_logit: jax.Array) -> jax.Array:
-  """Non-saturating generator loss: BCE of fake logits `[B]` against 1."""
+def generator_adversarial_loss(*, fake_logit: jax.Array, kind: str = 'bce') -> jax.Array:
+  """G's adversarial loss on D's logits `[B, ...]` for its completions.
+
+  'bce': non-saturating, BCE of the fake logits against 1. 'hinge': −mean(fake).
+  """
+  _check_gan(kind)
+  if kind == 'hinge':
+    return -jnp.mean(fake_logit)
   return jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logit, jnp.ones_like(fake_logit)))
 
 

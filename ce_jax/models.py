@@ -5,6 +5,7 @@ scales N(1, 0.02), convolutions carry no bias (BatchNorm follows them), as in th
 released Torch code. Params are float32; `dtype` sets the compute dtype.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -374,7 +375,10 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """DCGAN discriminator: `[B, S, S, 3]` in [-1, 1] → `[B]` float32 logits."""
+  """DCGAN discriminator: `[B, S, S, 3]` in [-1, 1] → `[B]` float32 logits.
+
+  Every discriminator takes `(image, mask, train)`; this one ignores the mask.
+  """
 
   features: int = 64
   dtype: Dtype = jnp.float32
@@ -382,7 +386,8 @@ class Discriminator(nn.Module):
   rewrite_stride2: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool) -> jax.Array:
+    del mask
     i = 0
     while x.shape[1] >= 8:
       even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0  # stride2_conv's precondition
@@ -395,6 +400,219 @@ class Discriminator(nn.Module):
     x = conv(1, x.shape[1], 1, 'VALID', self.dtype,
              whole_input_conv if self.rewrite_whole_input else None)(x)
     return x.reshape(x.shape[0]).astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------
+# GLCIC (Iizuka, Simo-Serra and Ishikawa, SIGGRAPH 2017)
+# ----------------------------------------------------------------------------
+
+
+def _conv_bn_relu(x: jax.Array, features: int, kernel: int, stride: int, train: bool,
+                  dtype: Dtype, dilation: int = 1) -> jax.Array:
+  pad = dilation * (kernel - 1) // 2
+  x = nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
+              kernel_dilation=(dilation, dilation), use_bias=False, kernel_init=conv_init,
+              dtype=dtype)(x)
+  return nn.relu(batch_norm(train, dtype)(x))
+
+
+class CompletionNetwork(nn.Module):
+  """GLCIC's completion network: `[B, H, W, 4]` → `[B, H, W, 3]` in [-1, 1] (H, W ÷ 4).
+
+  Convolutions down to 1/4 resolution, four 3×3 convolutions dilated 2, 4, 8
+  and 16, up-convolutions back; BatchNorm and ReLU after every layer but the
+  last, tanh there (the paper's sigmoid, for images in [-1, 1]). Widths are
+  `features` × (1, 2, 4) (64 in the paper).
+  """
+
+  features: int = 64
+  upsample: str = 'transpose'
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    f, layer = self.features, functools.partial(_conv_bn_relu, train=train, dtype=self.dtype)
+    x = layer(x, f, 5, 1)
+    x = layer(layer(x, 2 * f, 3, 2), 2 * f, 3, 1)
+    x = layer(layer(layer(x, 4 * f, 3, 2), 4 * f, 3, 1), 4 * f, 3, 1)
+    for dilation in (2, 4, 8, 16):
+      x = layer(x, 4 * f, 3, 1, dilation=dilation)
+    x = layer(layer(x, 4 * f, 3, 1), 4 * f, 3, 1)
+    for width in (2 * f, f):
+      x = nn.relu(batch_norm(train, self.dtype)(UpConv(width, self.upsample, self.dtype)(x)))
+      x = layer(x, width if width > f else max(f // 2, 1), 3, 1)
+    x = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)), kernel_init=conv_init, dtype=self.dtype)(x)
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+def hole_box(mask: jax.Array, side: int) -> tuple[jax.Array, jax.Array]:
+  """Top-left corners `[B]` int32 of `side`×`side` squares centred on each hole.
+
+  The centre is that of the hole's bounding box (the image's for an empty
+  mask), moved as little as needed to keep the square inside the image.
+
+  Args:
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = missing.
+  """
+  hole = mask[..., 0] > 0.5
+
+  def centre(any_along: jax.Array) -> jax.Array:  # [B, N] bool → [B] int32
+    n = any_along.shape[-1]
+    idx = jnp.arange(n)
+    lo = jnp.min(jnp.where(any_along, idx, n), axis=-1)
+    hi = jnp.max(jnp.where(any_along, idx, -1), axis=-1)
+    mid = jnp.where(jnp.any(any_along, axis=-1), (lo + hi + 1) // 2, n // 2)
+    return jnp.clip(mid - side // 2, 0, n - side).astype(jnp.int32)
+
+  return centre(jnp.any(hole, axis=2)), centre(jnp.any(hole, axis=1))
+
+
+def crop_boxes(x: jax.Array, top: jax.Array, left: jax.Array, side: int) -> jax.Array:
+  """Per-sample crops: `[B, H, W, C]` and corners `[B]` → `[B, side, side, C]`."""
+  def one(image, row, col):
+    return jax.lax.dynamic_slice(image, (row, col, 0), (side, side, image.shape[-1]))
+  return jax.vmap(one)(x, top, left)
+
+
+class _GLCICBranch(nn.Module):
+  """5×5 stride-2 convolutions (BatchNorm, ReLU) down to 4×4, then a dense layer."""
+
+  features: int
+  dense: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    i = 0
+    while x.shape[1] > 4:
+      x = _conv_bn_relu(x, self.features * min(2 ** i, 8), 5, 2, train, self.dtype)
+      i += 1
+    x = nn.Dense(self.dense, kernel_init=conv_init, dtype=self.dtype)(x.reshape(x.shape[0], -1))
+    return nn.relu(x)
+
+
+class GlobalLocalDiscriminator(nn.Module):
+  """GLCIC's discriminator: the whole image and a `local_size` patch around the hole.
+
+  Each branch ends in a dense layer of 16·`features` (1024 in the paper); the
+  two are concatenated into one logit. `[B, S, S, 3]` image, `[B, S, S, 1]`
+  mask → `[B]` float32 logits.
+  """
+
+  features: int = 64
+  local_size: int = 64
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array, *, train: bool) -> jax.Array:
+    local = crop_boxes(x, *hole_box(mask, self.local_size), self.local_size)
+    dense = 16 * self.features
+    g = _GLCICBranch(self.features, dense, self.dtype, name='global')(x, train)
+    loc = _GLCICBranch(self.features, dense, self.dtype, name='local')(local, train)
+    logit = nn.Dense(1, kernel_init=conv_init, dtype=self.dtype)(jnp.concatenate([g, loc], -1))
+    return logit.reshape(x.shape[0]).astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------
+# DeepFill v2 (Yu et al., ICCV 2019), without contextual attention
+# ----------------------------------------------------------------------------
+
+
+class GatedConv(nn.Module):
+  """Gated convolution: φ(conv_f(x)) ⊙ σ(conv_g(x)), φ = ELU, 'SAME' zero padding.
+
+  One convolution to 2·`features` channels; the first half is the feature,
+  the second the gate. `[B, H, W, Cin]` → `[B, H/stride, W/stride, features]`.
+  """
+
+  features: int
+  kernel: int = 3
+  stride: int = 1
+  dilation: int = 1
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    pad = self.dilation * (self.kernel - 1) // 2
+    y = nn.Conv(2 * self.features, (self.kernel, self.kernel), (self.stride, self.stride),
+                padding=((pad, pad), (pad, pad)), kernel_dilation=(self.dilation, self.dilation),
+                kernel_init=conv_init, dtype=self.dtype)(x)
+    feature, gate = jnp.split(y, 2, axis=-1)
+    return nn.elu(feature) * nn.sigmoid(gate)
+
+
+class _GatedStage(nn.Module):
+  """One DeepFill v2 stage: gated convolutions to 1/4 resolution, dilated 2–16, back up."""
+
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    c = self.features
+    g = functools.partial(GatedConv, dtype=self.dtype)
+    x = g(c, 5)(x)
+    x = g(2 * c)(g(2 * c, stride=2)(x))
+    x = g(4 * c)(g(4 * c)(g(4 * c, stride=2)(x)))
+    for dilation in (2, 4, 8, 16):
+      x = g(4 * c, dilation=dilation)(x)
+    x = g(4 * c)(g(4 * c)(x))
+    for width in (2 * c, c):
+      b, h, w, ch = x.shape
+      x = jax.image.resize(x, (b, 2 * h, 2 * w, ch), 'nearest')
+      x = g(width if width > c else max(c // 2, 1))(g(width)(x))
+    x = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)), kernel_init=conv_init, dtype=self.dtype)(x)
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+class GatedGenerator(nn.Module):
+  """DeepFill v2's coarse-to-fine generator: `[B, H, W, 4]` → `[B, H, W, 3]` in [-1, 1].
+
+  The coarse stage fills the hole; the refine stage sees the coarse result
+  pasted into the known pixels (plus the mask) and returns the final image.
+  The coarse image is sown as `intermediates/coarse_image` (apply with
+  `mutable=['intermediates']` to get it; the trainer puts the reconstruction
+  loss on it too). H and W must be multiples of 4.
+  """
+
+  features: int = 48
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    del train  # No BatchNorm, no dropout.
+    image, mask = x[..., :3], x[..., 3:]
+    coarse = _GatedStage(self.features, self.dtype, name='coarse')(x)
+    self.sow('intermediates', 'coarse_image', coarse)
+    pasted = mask * coarse + (1.0 - mask) * image
+    return _GatedStage(self.features, self.dtype, name='refine')(
+        jnp.concatenate([pasted, mask], axis=-1))
+
+
+class SNPatchDiscriminator(nn.Module):
+  """SN-PatchGAN: six spectrally normalised 5×5 stride-2 convolutions on image + mask.
+
+  Widths `features` × (1, 2, 4, 4, 4, 4), leaky ReLU 0.2 between them; every
+  element of the last map is a logit. `[B, S, S, 3]`, `[B, S, S, 1]` →
+  `[B, ⌈S/64⌉, ⌈S/64⌉, 4·features]` float32. The power-iteration vectors
+  `u` and estimates `sigma` live in the 'batch_stats' collection (updated
+  when `train`).
+  """
+
+  features: int = 64
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array, *, train: bool) -> jax.Array:
+    x = jnp.concatenate([x, mask], axis=-1)
+    widths = [self.features * m for m in (1, 2, 4, 4, 4, 4)]
+    for i, width in enumerate(widths):
+      layer = nn.Conv(width, (5, 5), (2, 2), padding=((2, 2), (2, 2)), kernel_init=conv_init,
+                      dtype=self.dtype)
+      x = nn.SpectralNorm(layer)(x, update_stats=train)
+      if i < len(widths) - 1:
+        x = nn.leaky_relu(x, 0.2)
+    return x.astype(jnp.float32)
 
 
 # ----------------------------------------------------------------------------
@@ -418,9 +636,48 @@ def compute_dtype(config: ml_collections.ConfigDict) -> Dtype:
   return names[config.model.dtype]
 
 
-def create_models(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
-  """The generator and discriminator that `config.model` describes."""
+FAMILIES = ('context_encoder', 'glcic', 'deepfill2')
+
+
+def local_size(config: ml_collections.ConfigDict) -> int:
+  """Side of GLCIC's local patch: `model.local_size`, or half the image when 0."""
+  return config.model.local_size or config.data.image_size // 2
+
+
+def check_family(config: ml_collections.ConfigDict) -> None:
+  """A clear error for a family/output/size combination the networks cannot build."""
+  family, size = config.model.family, config.data.image_size
+  if family not in FAMILIES:
+    raise UserError(f"model.family='{family}': expected one of {FAMILIES}.")
+  if family == 'context_encoder':
+    return
+  if config.model.output != 'full':
+    raise UserError(f"model.family='{family}' predicts the whole image: set model.output='full' "
+                    f"(got '{config.model.output}').")
+  if not config.model.mask_channel:
+    raise UserError(f"model.family='{family}' needs the mask channel: set model.mask_channel=True.")
+  if size % 4:
+    raise UserError(f'data.image_size={size}: model.family={family!r} needs a multiple of 4.')
+  if family == 'glcic' and not 4 <= local_size(config) <= size:
+    raise UserError(f'model.local_size={config.model.local_size}: expected 0 (half the image) '
+                    f'or a side in [4, data.image_size={size}].')
+
+
+def create_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+  """The generator and discriminator of `config.model.family`.
+
+  Every generator maps `(x_in [B, H, W, 4], train)` to `[B, out, out, 3]`;
+  every discriminator maps `(image [B, S, S, 3], mask [B, S, S, 1], train=)`
+  to float32 logits `[B, ...]`.
+  """
+  check_family(config)
   dtype = compute_dtype(config)
+  m = config.model
+  if m.family == 'glcic':
+    return (CompletionNetwork(m.gen_features, resolve_upsample(m.upsample), dtype),
+            GlobalLocalDiscriminator(m.disc_features, local_size(config), dtype))
+  if m.family == 'deepfill2':
+    return GatedGenerator(m.gen_features, dtype), SNPatchDiscriminator(m.disc_features, dtype)
   whole_input, stride2 = resolve_conv_rewrites(config.model.conv_rewrites)
   gen = Generator(
       encoder=config.model.encoder, bottleneck=config.model.bottleneck,

@@ -41,10 +41,11 @@ Metrics = dict[str, jax.Array]
 
 
 def _disc_views(config, image, out, mask):
-  """What D sees: (real, fake) patches for 'center'; whole images for 'full'."""
+  """What D sees: (real, fake, mask) patches for 'center'; whole images for 'full'."""
   if config.model.output == 'center':
-    return completion.crop(image, *completion.center_box(config)), out
-  return image, completion.composite(image, out, mask)
+    box = completion.center_box(config)
+    return completion.crop(image, *box), out, completion.crop(mask, *box)
+  return image, completion.composite(image, out, mask), mask
 
 
 def global_norm(tree: optax.Params) -> jax.Array:
@@ -148,7 +149,9 @@ def train_step(state: GANState, batch: dict[str, jax.Array],
     phase: 'rec' (G on L_rec alone; D is not run), 'd' (D alone; G frozen) or
       'joint'.
   Returns:
-    The new state and scalar metrics (the losses the phase computes).
+    The new state and scalar metrics (the losses the phase computes;
+    `rec_loss` sums L_rec over G's output and every image it sows under
+    'intermediates', e.g. DeepFill v2's coarse stage).
   """
   if phase not in PHASES:
     raise ValueError(f'phase={phase!r}: expected one of {PHASES}.')
@@ -158,26 +161,29 @@ def train_step(state: GANState, batch: dict[str, jax.Array],
   x_in = completion.generator_input(config, image, m.mask)
 
   def g_forward(params):
+    # Sown 'intermediates' (DeepFill v2's coarse image) are outputs too: they get L_rec.
     variables = {'params': params, 'batch_stats': state.g_batch_stats}
-    return gen.apply(variables, x_in, train=True, mutable=['batch_stats'])
+    out, upd = gen.apply(variables, x_in, train=True, mutable=['batch_stats', 'intermediates'])
+    return (out, upd.get('intermediates', {})), {'batch_stats': upd.get('batch_stats', {})}
 
-  out, g_vjp, g_updates = jax.vjp(g_forward, state.g_params, has_aux=True)
+  (out, stages), g_vjp, g_updates = jax.vjp(g_forward, state.g_params, has_aux=True)
   new_state = state.replace(step=state.step + 1)
   out_metrics = {}
 
-  def d_apply(params, batch_stats, x):
-    logit, upd = disc.apply({'params': params, 'batch_stats': batch_stats}, x, train=True,
+  def d_apply(params, batch_stats, x, mask):
+    logit, upd = disc.apply({'params': params, 'batch_stats': batch_stats}, x, mask, train=True,
                             mutable=['batch_stats'])
-    return logit, upd['batch_stats']
+    return logit, upd.get('batch_stats', {})
 
   d_params, d_stats = state.d_params, state.d_batch_stats
   if phase in ('d', 'joint'):
-    real, fake = _disc_views(config, image, out, m.mask)
+    real, fake, d_mask = _disc_views(config, image, out, m.mask)
 
     def d_loss_fn(params):
-      real_logit, stats = d_apply(params, state.d_batch_stats, real)
-      fake_logit, stats = d_apply(params, stats, jax.lax.stop_gradient(fake))
-      loss = losses.discriminator_loss(real_logit=real_logit, fake_logit=fake_logit)
+      real_logit, stats = d_apply(params, state.d_batch_stats, real, d_mask)
+      fake_logit, stats = d_apply(params, stats, jax.lax.stop_gradient(fake), d_mask)
+      loss = losses.discriminator_loss(real_logit=real_logit, fake_logit=fake_logit,
+                                       kind=config.loss.gan)
       return loss, (stats, real_logit, fake_logit)
 
     (d_loss, (d_stats, real_logit, fake_logit)), d_grads = jax.value_and_grad(
@@ -207,20 +213,23 @@ def train_step(state: GANState, batch: dict[str, jax.Array],
         prediction=g_out)
     return config.loss.perceptual_weight * perc, perc
 
-  def g_loss_fn(g_out):
-    rec = losses.reconstruction_loss(target=target, prediction=g_out, weight=weight)
+  def g_loss_fn(outputs):
+    g_out, g_stages = outputs
+    rec = sum(losses.reconstruction_loss(target=target, prediction=y, weight=weight,
+                                         kind=config.loss.rec)
+              for y in [g_out, *jax.tree.leaves(g_stages)])
     weighted_perc, perc = perceptual_term(g_out)
     if phase == 'rec':
       return rec + weighted_perc, (rec, None, perc, d_stats)
-    _, g_fake = _disc_views(config, image, g_out, m.mask)
-    logit, stats = d_apply(d_params, d_stats, g_fake)
-    adv = losses.generator_adversarial_loss(fake_logit=logit)
+    _, g_fake, d_mask = _disc_views(config, image, g_out, m.mask)
+    logit, stats = d_apply(d_params, d_stats, g_fake, d_mask)
+    adv = losses.generator_adversarial_loss(fake_logit=logit, kind=config.loss.gan)
     total = losses.joint_loss(rec=rec, adv=adv, rec_weight=config.loss.rec_weight,
                               adv_weight=config.loss.adv_weight)
     return total + weighted_perc, (rec, adv, perc, stats)
 
   (g_loss, (rec, adv, perc, d_stats)), g_out_grad = jax.value_and_grad(
-      g_loss_fn, has_aux=True)(out)
+      g_loss_fn, has_aux=True)((out, stages))
   (g_grads,) = g_vjp(g_out_grad)
   g_params, g_opt_state, g_grad_norm, g_param_norm = apply_gradients(
       state.g_tx, state.g_params, state.g_opt_state, g_grads)
@@ -403,6 +412,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     f'{tuple(checkpointing.BEST_MODES)}.')
   models.output_size(config)
   models.compute_dtype(config)
+  models.check_family(config)
+  if config.loss.rec not in losses.RECONSTRUCTION:
+    raise UserError(f"loss.rec='{config.loss.rec}': expected one of {losses.RECONSTRUCTION}.")
+  if config.loss.gan not in losses.GAN:
+    raise UserError(f"loss.gan='{config.loss.gan}': expected one of {losses.GAN}.")
   if config.data.source == 'celeba':
     from ce_jax import celeba  # noqa: PLC0415 (TensorFlow: see train_and_evaluate)
 

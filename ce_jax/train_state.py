@@ -21,7 +21,7 @@ class GANState:
   g_batch_stats: Any
   g_opt_state: Any
   d_params: Any
-  d_batch_stats: Any
+  d_batch_stats: Any  # BatchNorm statistics, or SpectralNorm's `u` and `sigma`
   d_opt_state: Any
   # EMA of G's variables, `{'params', 'batch_stats'}`, when `train.ema_decay > 0`; else `{}`.
   g_ema: Any
@@ -46,7 +46,7 @@ def create(config: ml_collections.ConfigDict, key: jax.Array) -> GANState:
   out = models.output_size(config)
   k_g, k_d, k_rng = jax.random.split(key, 3)
   g_vars = gen.init(k_g, jnp.zeros((1, size, size, in_ch)), train=False)
-  d_vars = disc.init(k_d, jnp.zeros((1, out, out, 3)), train=False)
+  d_vars = disc.init(k_d, jnp.zeros((1, out, out, 3)), jnp.zeros((1, out, out, 1)), train=False)
   g_tx, d_tx = optimizers(config)
   g_batch_stats = g_vars.get('batch_stats', {})
   g_ema = ({'params': g_vars['params'], 'batch_stats': g_batch_stats}

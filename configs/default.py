@@ -121,6 +121,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.mask.eval_seed = 1234
 
   config.model = ml_collections.ConfigDict()
+  # 'context_encoder', 'glcic' (configs/glcic.py) or 'deepfill2'
+  # (configs/deepfill2.py); the last two need output='full'.
+  config.model.family = 'context_encoder'
   config.model.encoder = 'dcgan'  # 'dcgan' or 'alexnet'.
   config.model.bottleneck = 'conv'  # 'conv' or 'channelwise_fc'.
   config.model.bottleneck_dim = 4000
@@ -128,6 +131,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.mask_channel = True
   config.model.gen_features = 64
   config.model.disc_features = 64
+  # GLCIC: side of the local discriminator's patch around the hole (0: half the image).
+  config.model.local_size = 0
   # Up-sampling: 'transpose' (ConvTranspose), 'subpixel' (the same map as a
   # convolution + depth-to-space) or 'auto' (the faster for the backend).
   config.model.upsample = 'auto'
@@ -140,6 +145,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = 'float32'
 
   config.loss = ml_collections.ConfigDict()
+  # Reconstruction 'l2' or 'l1'; adversarial 'bce' (non-saturating) or 'hinge'.
+  config.loss.rec = 'l2'
+  config.loss.gan = 'bce'
   config.loss.rec_weight = 0.999
   config.loss.adv_weight = 0.001
   # Schedule (GLCIC): G alone on L_rec for rec_only_steps, then D alone for

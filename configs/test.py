@@ -1,6 +1,10 @@
 """Tiny configuration for tests: 32×32 images, narrow networks, a few steps.
 
   python -m ce_jax.main --config=configs/test.py --workdir=/tmp/ce_test
+  python -m ce_jax.main --config=configs/test.py:deepfill2 --workdir=/tmp/ce_test_df
+
+After the colon, a model family ('glcic' or 'deepfill2'; default the Context
+Encoder) with its loss kinds, full-image output and free-form masks.
 """
 
 import ml_collections
@@ -8,7 +12,7 @@ import ml_collections
 from configs import default
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(family: str = 'context_encoder') -> ml_collections.ConfigDict:
   config = default.get_config()
   config.data.image_size = 32
   config.data.resize_shorter = 48
@@ -35,4 +39,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 4
   config.train.checkpoint_every = 2
   config.train.num_samples = 4
+  if family != 'context_encoder':
+    config.model.family = family
+    config.model.output = 'full'
+    config.mask.kind = 'freeform'
+  if family == 'deepfill2':
+    config.model.gen_features = 4
+    config.loss.rec, config.loss.gan = 'l1', 'hinge'
   return config

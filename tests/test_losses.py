@@ -95,3 +95,60 @@ class AdversarialLossTest(chex.TestCase, parameterized.TestCase):
     got = self.variant(losses.joint_loss, static_argnames=('rec_weight', 'adv_weight'))(
         rec=jnp.float32(2.0), adv=jnp.float32(3.0), rec_weight=0.999, adv_weight=0.001)
     np.testing.assert_allclose(got, 0.999 * 2 + 0.001 * 3, rtol=1e-6)
+
+
+class FamilyLossTest(chex.TestCase, parameterized.TestCase):
+  """Hinge (SN-PatchGAN) and L1 (DeepFill v2), on patch logits `[B, h, w]`."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(1)
+    self.real = rng.normal(0, 2, (2, 3, 3)).astype(np.float32)
+    self.fake = rng.normal(0, 2, (2, 3, 3)).astype(np.float32)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_hinge_discriminator_loss_matches_numpy(self):
+    fn = self.variant(losses.discriminator_loss, static_argnames=('kind',))
+    got = fn(real_logit=self.real, fake_logit=self.fake, kind='hinge')
+    r, f = self.real.astype(np.float64), self.fake.astype(np.float64)
+    expected = np.maximum(0, 1 - r).mean() + np.maximum(0, 1 + f).mean()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_hinge_generator_loss_is_minus_mean_logit(self):
+    fn = self.variant(losses.generator_adversarial_loss, static_argnames=('kind',))
+    np.testing.assert_allclose(fn(fake_logit=self.fake, kind='hinge'),
+                               -self.fake.astype(np.float64).mean(), rtol=1e-5)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_hinge_is_zero_beyond_the_margin(self):
+    fn = self.variant(losses.discriminator_loss, static_argnames=('kind',))
+    got = fn(real_logit=np.full((2, 4), 1.5, np.float32),
+             fake_logit=np.full((2, 4), -2.0, np.float32), kind='hinge')
+    np.testing.assert_allclose(got, 0.0, atol=0)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_bce_on_patch_logits_averages_every_logit(self):
+    fn = self.variant(losses.discriminator_loss, static_argnames=('kind',))
+    got = fn(real_logit=self.real, fake_logit=self.fake, kind='bce')
+    expected = np_bce(self.real, 1).mean() + np_bce(self.fake, 0).mean()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_l1_reconstruction_matches_numpy(self):
+    rng = np.random.default_rng(2)
+    t, p = (rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32) for _ in range(2))
+    w = masks.center(2, (8, 8), hole_size=4, overlap=1, overlap_weight=10.0).weight
+    fn = self.variant(losses.reconstruction_loss, static_argnames=('kind',))
+    got = fn(target=t, prediction=p, weight=w, kind='l1')
+    w64 = np.asarray(w, np.float64)
+    expected = (w64 * np.abs(t.astype(np.float64) - p)).sum() / (w64.sum() * 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+  @parameterized.parameters(('reconstruction_loss', 'l3'), ('discriminator_loss', 'wgan'))
+  def test_unknown_kind_is_named(self, name, kind):
+    args = ({'target': np.zeros((1, 2, 2, 3)), 'prediction': np.zeros((1, 2, 2, 3)),
+             'weight': np.ones((1, 2, 2, 1))} if name == 'reconstruction_loss'
+            else {'real_logit': np.zeros(2), 'fake_logit': np.zeros(2)})
+    with self.assertRaisesRegex(ValueError, f"kind='{kind}'"):
+      getattr(losses, name)(**args, kind=kind)

@@ -19,7 +19,8 @@ def shapes(config):
   g_vars = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
   out = jax.eval_shape(lambda v, x: gen.apply(v, x, train=False), g_vars, x)
   d_vars = {'params': state.d_params, 'batch_stats': state.d_batch_stats}
-  logit = jax.eval_shape(lambda v, x: disc.apply(v, x, train=False), d_vars, out)
+  mask = jax.ShapeDtypeStruct((*out.shape[:3], 1), jnp.float32)
+  logit = jax.eval_shape(lambda v, x, m: disc.apply(v, x, m, train=False), d_vars, out, mask)
   return out.shape, logit.shape, models.param_count(state.g_params)
 
 

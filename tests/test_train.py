@@ -13,15 +13,15 @@ import pytest
 from events import scalars
 from PIL import Image
 
-from ce_jax import checkpointing, train, train_state
+from ce_jax import checkpointing, models, train, train_state
 from ce_jax.errors import UserError
 from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def config(**train_overrides):
-  c = test_config.get_config()
+def config(family='context_encoder', **train_overrides):
+  c = test_config.get_config(family)
   for k, v in train_overrides.items():
     setattr(c.train, k, v)
   return c
@@ -45,20 +45,21 @@ def assert_trees_close(a, b, **tol):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tol)
 
 
-@pytest.fixture(scope='module')
-def eight_device_run(tmp_path_factory):
-  """Four steps on the eight simulated devices, with a checkpoint every two."""
+@pytest.fixture(scope='module', params=models.FAMILIES)
+def eight_device_run(request, tmp_path_factory):
+  """Four steps of each model family on the eight simulated devices, a checkpoint every two."""
   assert jax.device_count() == 8
-  workdir = str(tmp_path_factory.mktemp('eight'))
-  state = train.train_and_evaluate(config(log_every=1), workdir)
-  return workdir, state
+  workdir = str(tmp_path_factory.mktemp(f'eight_{request.param}'))
+  state = train.train_and_evaluate(config(request.param, log_every=1), workdir)
+  return request.param, workdir, state
 
 
 def test_eight_devices_match_one_device(eight_device_run, tmp_path):
-  workdir8, state8 = eight_device_run
+  family, workdir8, state8 = eight_device_run
   workdir1 = str(tmp_path / 'one')
   code = ('import jax; from ce_jax import train; from configs import test; '
-          'c = test.get_config(); c.train.log_every = 1; assert jax.device_count() == 1; '
+          f'c = test.get_config({family!r}); c.train.log_every = 1; '
+          'assert jax.device_count() == 1; '
           f'train.train_and_evaluate(c, {workdir1!r})')
   result = run_python(code, devices=1)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -68,23 +69,27 @@ def test_eight_devices_match_one_device(eight_device_run, tmp_path):
     for step in s8[tag]:
       # Same math; only the order of the cross-device reductions differs.
       np.testing.assert_allclose(s8[tag][step], s1[tag][step], rtol=2e-4, atol=1e-6)
-  state1 = restore(workdir1, config())
+  state1 = restore(workdir1, config(family))
   assert int(state1.step) == 4
   assert_trees_close(state8.g_params, state1.g_params, rtol=1e-3, atol=1e-5)
   assert_trees_close(state8.d_params, state1.d_params, rtol=1e-3, atol=1e-5)
+  assert_trees_close(state8.d_batch_stats, state1.d_batch_stats, rtol=1e-3, atol=1e-5)
 
 
 def test_interrupted_run_ends_like_uninterrupted(eight_device_run, tmp_path):
-  _, full = eight_device_run
+  family, _, full = eight_device_run
   workdir = str(tmp_path / 'resumed')
-  halfway = train.train_and_evaluate(config(num_steps=2), workdir)
+  halfway = train.train_and_evaluate(config(family, num_steps=2), workdir)
   assert int(halfway.step) == 2
   assert not jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(a, b), halfway.g_params,
                                        full.g_params))
-  resumed = train.train_and_evaluate(config(num_steps=4), workdir)
+  resumed = train.train_and_evaluate(config(family, num_steps=4), workdir)
   assert int(resumed.step) == 4
   assert_trees_close(resumed.g_params, full.g_params, rtol=1e-6, atol=1e-7)
   assert_trees_close(resumed.d_params, full.d_params, rtol=1e-6, atol=1e-7)
+  # BatchNorm statistics, or SN-PatchGAN's power-iteration state, come back too.
+  assert_trees_close(resumed.d_batch_stats, full.d_batch_stats, rtol=1e-6, atol=1e-7)
+  assert jax.tree.leaves(full.d_batch_stats)
   assert_trees_close(resumed.g_opt_state, full.g_opt_state, rtol=1e-6, atol=1e-7)
 
 
