@@ -9,7 +9,8 @@ the model's fill, OpenCV Telea, three PNGs written) on the astronaut photo
 resized to `--megapixels`, with a brush stroke across the middle (inside the
 square a center-output model fills). With `--browser` it also serves the page
 and times, in headless Chromium, the click on Fill until the page shows the
-result: the editor's export and upload, the server's work and the page update.
+result: the editor's export and upload, the server's work and the page update
+(`--screenshot=docs/demo.png` then saves the page after the last fill).
 Median, min and max of `--repeats` fills after one warm-up fill.
 """
 
@@ -32,6 +33,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from ce_jax import cli, demo  # noqa: E402
 
 CHROMIUM = '/usr/bin/chromium'
+STATUS = '#status [data-testid=markdown]'  # the status line's text, without progress
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
                  '--no-first-run', '--disable-background-networking',
                  '--disable-component-update', '--disable-sync']
@@ -70,7 +72,7 @@ def time_server(inpainter, photo: demo.Photo, repeats: int) -> list[float]:
   return times
 
 
-def time_browser(page_app, path: str, repeats: int) -> list[float]:
+def time_browser(page_app, path: str, repeats: int, screenshot: str | None) -> list[float]:
   from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
   _, url, _ = page_app.launch(server_name='127.0.0.1', server_port=None, share=False,
@@ -82,7 +84,7 @@ def time_browser(page_app, path: str, repeats: int) -> list[float]:
       page = browser.new_page(viewport={'width': 1280, 'height': 1000})
       page.goto(url)
       page.set_input_files('#upload input[type=file]', path)
-      page.wait_for_function('document.querySelector("#status").innerText.includes("×")')
+      page.wait_for_selector(f'{STATUS} >> text=×')
       page.get_by_role('button', name='Brush', exact=True).click()
       box = page.locator('#editor canvas').first.bounding_box()
       x, y = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
@@ -92,21 +94,26 @@ def time_browser(page_app, path: str, repeats: int) -> list[float]:
         page.mouse.move(x + dx, y + dx / 4)
       page.mouse.up()
       for i in range(repeats + 1):
-        before = page.inner_text('#status')
+        # One more dab each time, so each fill's status line differs from the last.
+        page.mouse.click(x - 40 + 4 * i, y + 15)
+        before = page.inner_text(STATUS)
         t0 = time.perf_counter()
         page.click('#fill')
         page.wait_for_function(
-            'b => { const s = document.querySelector("#status").innerText;'
+            '([sel, b]) => { const s = document.querySelector(sel).innerText;'
             ' return s !== b && (s.includes("Filled") || s.includes("Error")); }',
-            arg=before, timeout=120_000)
-        page.wait_for_function('() => document.querySelector("#completion img") !== null')
+            arg=[STATUS, before], timeout=120_000)
+        page.wait_for_function('() => { const i = document.querySelector("#completion img");'
+                               ' return i && i.complete && i.naturalWidth > 0; }')
         elapsed = time.perf_counter() - t0
-        status = page.inner_text('#status')
+        status = page.inner_text(STATUS)
         if 'Error' in status:
           raise SystemExit(f'the page refused the stroke: {status}')
         if i:  # The first is the warm-up.
           times.append(elapsed)
-      print(f'  last status: {status}')
+          print(f'  {elapsed:.2f} s; {status}')
+      if screenshot:
+        page.screenshot(path=screenshot, full_page=True)
       browser.close()
   finally:
     page_app.close()
@@ -133,7 +140,7 @@ def main(argv: list[str]) -> None:
       page_app = demo.build(inpainter, [], description)
       page_app.queue(default_concurrency_limit=1)
       print('browser (click Fill → result shown):',
-            summary(time_browser(page_app, path, FLAGS.repeats)))
+            summary(time_browser(page_app, path, FLAGS.repeats, FLAGS.screenshot)))
   print(f'load average at the end {os.getloadavg()[0]:.1f}')
 
 
@@ -142,6 +149,8 @@ if __name__ == '__main__':
   flags.DEFINE_float('megapixels', 1.0, 'Size of the test photo.')
   flags.DEFINE_integer('repeats', 10, 'Timed fills, after one warm-up fill.')
   flags.DEFINE_bool('browser', False, 'Also time the page in headless Chromium.')
+  flags.DEFINE_string('screenshot', None, 'With --browser: a PNG of the page after the last '
+                      'fill (docs/demo.png).')
   flags.mark_flags_as_required(['config'])
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   app.run(main, flags_parser=cli.parse_flags)

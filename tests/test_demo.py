@@ -18,6 +18,7 @@ from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = '/usr/bin/chromium'
+STATUS = '#status [data-testid=markdown]'  # the status line's text, without progress
 # Without the background-networking flags Chromium's own connections are refused offline.
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
                  '--no-first-run', '--disable-background-networking',
@@ -146,9 +147,9 @@ def server(full_workdir, tmp_path):
 
 
 def status_contains(page, text: str, timeout_ms: int = 60_000) -> str:
-  page.wait_for_function('t => document.querySelector("#status").innerText.includes(t)',
-                         arg=text, timeout=timeout_ms)
-  return page.inner_text('#status')
+  page.wait_for_function('([sel, t]) => document.querySelector(sel).innerText.includes(t)',
+                         arg=[STATUS, text], timeout=timeout_ms)
+  return page.inner_text(STATUS)
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM),
