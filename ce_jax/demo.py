@@ -20,18 +20,21 @@ import time
 from concurrent import futures
 
 import cv2
+import ml_collections
 import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw, ImageOps
 
-from ce_jax import baselines, cli, evaluate, inpaint
+from ce_jax import baselines, cli, evaluate, inpaint, input_pipeline
 from ce_jax.errors import UserError
 
 os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # Read when Gradio is imported (lazily).
 
 MAX_PIXELS = 4_000_000  # Larger photos are downscaled to this many pixels, with a note.
 REFUSE_PIXELS = 50_000_000  # Larger ones are refused before they are decoded.
-BUNDLED = ('coffee.png', 'rocket.jpg', 'chelsea.png', 'astronaut.png')  # From scikit-image.
+# The bundled photos offered on the page: the held-out ones, then two training photos.
+BUNDLED = input_pipeline.EMBEDDED_EVAL + (
+    ('skimage', 'data/chelsea.png'), ('matplotlib', 'mpl-data/sample_data/grace_hopper.jpg'))
 BRUSH_COLOUR = ('#ff00ff', 0.6)  # Half-transparent magenta, rarely confused with a photo.
 BOX_COLOUR = (255, 215, 0)  # The square a center-output model fills, outlined in gold.
 
@@ -170,12 +173,14 @@ def respond(inpainter: inpaint.Inpainter, photo: Photo,
 
 
 def bundled_photos() -> list[str]:
-  """Paths of the bundled photos (scikit-image's samples; coffee and rocket are held out)."""
-  import skimage  # noqa: PLC0415 (heavy import, needed only here)
-
-  root = os.path.join(os.path.dirname(skimage.__file__), 'data')
-  paths = [os.path.join(root, n) for n in BUNDLED]
-  return [p for p in paths if os.path.exists(p)]
+  """Paths of the `BUNDLED` photos that are installed."""
+  paths = []
+  for package, file in BUNDLED:
+    try:
+      paths.append(input_pipeline.embedded_path(package, file))
+    except UserError:
+      pass
+  return paths
 
 
 # ----------------------------------------------------------------------------
@@ -246,8 +251,8 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
   return page
 
 
-def load_inpainter(config, workdir: str | None, checkpoint: str) -> tuple[inpaint.Inpainter,
-                                                                          str]:
+def load_inpainter(config: ml_collections.ConfigDict, workdir: str | None,
+                   checkpoint: str) -> tuple[inpaint.Inpainter, str]:
   """(a restored `Inpainter`, compiled by one fill; its description)."""
   state, step, path = evaluate.load_state(config, workdir, checkpoint)
   inpainter = inpaint.Inpainter(config, state)
@@ -256,7 +261,8 @@ def load_inpainter(config, workdir: str | None, checkpoint: str) -> tuple[inpain
   hole[size // 2 - 1:size // 2 + 1, size // 2 - 1:size // 2 + 1] = True
   inpainter(np.zeros((size, size, 3), np.uint8), hole)  # Compiles the generator now.
   kind = 'center-output' if config.model.output == 'center' else 'full-output'
-  return inpainter, f'`{path}` (step {step}): a {size}×{size} {kind} model.'
+  weights = ' (EMA weights)' if config.train.ema_decay > 0 else ''
+  return inpainter, f'`{workdir or path}`, step {step}{weights}: a {size}×{size} {kind} model.'
 
 
 # ----------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_fill_keeps_known_pixels_and_refuses_an_empty_mask(full_workdir):
 def test_center_model_shows_its_square_and_refuses_strokes_outside(center_inpainter):
   image = photo()
   y0, y1, x0, x1 = center_inpainter.center_box(image.shape[:2])
-  # The test model fills the central 16×16 of 32×32 (mask.hole_size + 2 × overlap band).
+  # The test model fills the central 16×16 (mask.hole_size) of 32×32.
   assert (y0, y1, x0, x1) == (200 * 8 // 32, 200 * 24 // 32, 300 * 8 // 32, 300 * 24 // 32)
   outlined = demo.outline_center(center_inpainter, image)
   changed = (outlined != image).any(-1)
