@@ -32,6 +32,9 @@ os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # Read when Gradio is imported
 
 MAX_PIXELS = 4_000_000  # Larger photos are downscaled to this many pixels, with a note.
 REFUSE_PIXELS = 50_000_000  # Larger ones are refused before they are decoded.
+# The editor brushes on a copy at most this wide and high: the browser exports and uploads
+# its layers on every Fill. Strokes are scaled back to the photo; its pixels stay its own.
+EDITOR_SIDE = 1024
 # The bundled photos offered on the page: the held-out ones, then two training photos.
 BUNDLED = input_pipeline.EMBEDDED_EVAL + (
     ('skimage', 'data/chelsea.png'), ('matplotlib', 'mpl-data/sample_data/grace_hopper.jpg'))
@@ -105,17 +108,22 @@ def hole_from_layer(layer: np.ndarray | None, shape: tuple[int, int]) -> np.ndar
   return alpha > 0
 
 
-def outline_center(inpainter: inpaint.Inpainter, image: np.ndarray) -> np.ndarray:
-  """`image` `[H, W, 3]` uint8 with the square a center-output model fills outlined."""
+def editor_background(inpainter: inpaint.Inpainter, image: np.ndarray) -> np.ndarray:
+  """The copy of `image` `[H, W, 3]` uint8 to brush on: at most `EDITOR_SIDE` pixels wide and
+  high, with the square a center-output model fills outlined."""
+  h, w = image.shape[:2]
+  scale = min(1.0, EDITOR_SIDE / max(h, w))
+  size = max(1, round(w * scale)), max(1, round(h * scale))
+  shown = Image.fromarray(image)
+  if size != (w, h):
+    shown = shown.resize(size, Image.BILINEAR)
   box = inpainter.center_box(image.shape[:2])
-  if box is None:
-    return image
-  y0, y1, x0, x1 = box
-  out = Image.fromarray(image)
-  width = max(1, min(image.shape[:2]) // 200)
-  ImageDraw.Draw(out).rectangle((x0 - width, y0 - width, x1 + width - 1, y1 + width - 1),
-                                outline=BOX_COLOUR, width=width)
-  return np.asarray(out)
+  if box is not None:
+    y0, y1, x0, x1 = (round(v * scale) for v in box)
+    width = max(1, min(size) // 200)
+    ImageDraw.Draw(shown).rectangle((x0 - width, y0 - width, x1 + width - 1, y1 + width - 1),
+                                    outline=BOX_COLOUR, width=width)
+  return np.asarray(shown)
 
 
 def fill(inpainter: inpaint.Inpainter, image: np.ndarray, hole: np.ndarray) -> Fill:
@@ -203,7 +211,7 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
       photo = read_photo(path)
     except UserError as e:
       return None, None, f'**Error:** {e}'
-    shown = outline_center(inpainter, photo.image)
+    shown = editor_background(inpainter, photo.image)
     h, w = photo.image.shape[:2]
     status = f'{w}×{h}. {how}' + (f' {photo.note}' if photo.note else '')
     return photo, {'background': shown, 'layers': [], 'composite': None}, status

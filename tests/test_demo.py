@@ -12,7 +12,7 @@ import skimage.data
 import test_inpaint
 from PIL import Image
 
-from ce_jax import demo, evaluate, inpaint
+from ce_jax import demo
 from ce_jax.errors import UserError
 from configs import test as test_config
 
@@ -35,7 +35,7 @@ def full_workdir(tmp_path_factory):
 def center_inpainter(tmp_path_factory):
   config = test_config.get_config()
   workdir = test_inpaint.save_initial_state(config, tmp_path_factory.mktemp('center'))
-  return inpaint.Inpainter(config, evaluate.load_state(config, workdir)[0])
+  return demo.load_inpainter(config, workdir, 'latest')[0]
 
 
 def photo() -> np.ndarray:
@@ -50,7 +50,8 @@ def photo() -> np.ndarray:
 
 def test_fill_keeps_known_pixels_and_refuses_an_empty_mask(full_workdir):
   config = test_inpaint.full_config()
-  inpainter = inpaint.Inpainter(config, evaluate.load_state(config, full_workdir)[0])
+  inpainter, description = demo.load_inpainter(config, full_workdir, 'latest')
+  assert description.startswith(f'`{full_workdir}`, step 0')
   image = photo()
   hole = np.zeros(image.shape[:2], bool)
   hole[150:190, 10:60] = True  # a corner: a full-output model fills anything
@@ -70,10 +71,12 @@ def test_center_model_shows_its_square_and_refuses_strokes_outside(center_inpain
   y0, y1, x0, x1 = center_inpainter.center_box(image.shape[:2])
   # The test model fills the central 16×16 (mask.hole_size) of 32×32.
   assert (y0, y1, x0, x1) == (200 * 8 // 32, 200 * 24 // 32, 300 * 8 // 32, 300 * 24 // 32)
-  outlined = demo.outline_center(center_inpainter, image)
+  outlined = demo.editor_background(center_inpainter, image)
   changed = (outlined != image).any(-1)
   assert changed[y0 - 1, x0:x1].all() and changed[y1, x0:x1].all()
   assert not changed[y0 + 2:y1 - 2, x0 + 2:x1 - 2].any()
+  large = np.asarray(Image.fromarray(image).resize((3000, 2000)))
+  assert demo.editor_background(center_inpainter, large).shape == (683, 1024, 3)
   inside = np.zeros(image.shape[:2], bool)
   inside[y0 + 5:y1 - 5, x0 + 5:x1 - 5] = True
   result = demo.fill(center_inpainter, image, inside)
