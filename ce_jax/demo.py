@@ -246,8 +246,8 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
     status = gr.Markdown(elem_id='status')
     gr.Examples(examples=[[p] for p in examples], inputs=[upload], label='Bundled photos')
     with gr.Row():
-      masked = gr.Image(label='Masked', type='filepath', interactive=False, elem_id='masked',
-                      buttons=['download', 'fullscreen'])
+      masked = gr.Image(label='Masked', type='filepath', interactive=False,
+                        elem_id='masked', buttons=['download', 'fullscreen'])
       completion = gr.Image(label='Completion', type='filepath', interactive=False,
                             elem_id='completion', buttons=['download', 'fullscreen'])
       telea = gr.Image(label='OpenCV Telea', type='filepath', interactive=False,

@@ -194,6 +194,9 @@ def test_page_in_a_browser(server, tmp_path):
     with page.expect_download() as download:
       page.click('#download')
     downloaded = download.value.path().read_bytes()
+
+    page.get_by_text('coffee.png', exact=True).click()  # a bundled photo, 600×400
+    status_contains(page, '600×400. This full-output model')
     browser.close()
 
   assert downloaded == shown
