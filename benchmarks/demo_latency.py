@@ -1,7 +1,7 @@
 """Seconds the demo page takes to answer Fill on a photo of `--megapixels`, after the first.
 
-  python benchmarks/demo_latency.py --config=configs/default.py --workdir=runs/default
-  python benchmarks/demo_latency.py --config=configs/default.py --workdir=runs/default --browser
+  python benchmarks/demo_latency.py --workdir=runs/default
+  python benchmarks/demo_latency.py --workdir=runs/default --browser
 
 Restores and compiles the model as `python -m ce_jax.demo` does, then times
 `demo.respond` (what Fill runs on the server: the hole from the stroke layer,
@@ -122,7 +122,7 @@ def time_browser(page_app, path: str, repeats: int, screenshot: str | None) -> l
 
 def main(argv: list[str]) -> None:
   del argv
-  config = cli.load_config()
+  config = cli.load_config(required=False)
   t0 = time.perf_counter()
   inpainter, description = cli.call(
       lambda: demo.load_inpainter(config, FLAGS.workdir, FLAGS.checkpoint))
@@ -151,6 +151,5 @@ if __name__ == '__main__':
   flags.DEFINE_bool('browser', False, 'Also time the page in headless Chromium.')
   flags.DEFINE_string('screenshot', None, 'With --browser: a PNG of the page after the last '
                       'fill (docs/demo.png).')
-  flags.mark_flags_as_required(['config'])
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   app.run(main, flags_parser=cli.parse_flags)

@@ -1,7 +1,7 @@
 """A local web page to brush a mask over a photo and fill it with a trained model.
 
   pip install -e '.[demo]'
-  python -m ce_jax.demo --config=configs/default.py --workdir=runs/default
+  python -m ce_jax.demo --workdir=runs/default
 
 prints the page's address (http://127.0.0.1:7860 unless `--port`). Upload a
 photo or pick a bundled one, brush over what to fill (the eraser takes strokes
@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw, ImageOps
 
-from ce_jax import baselines, cli, evaluate, inpaint, input_pipeline
+from ce_jax import baselines, cli, inpaint, input_pipeline, trained
 from ce_jax.errors import UserError
 
 os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # Read when Gradio is imported (lazily).
@@ -259,18 +259,23 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
   return page
 
 
-def load_inpainter(config: ml_collections.ConfigDict, workdir: str | None,
+def load_inpainter(config: ml_collections.ConfigDict | None, workdir: str | None,
                    checkpoint: str) -> tuple[inpaint.Inpainter, str]:
-  """(a restored `Inpainter`, compiled by one fill; its description)."""
-  state, step, path = evaluate.load_state(config, workdir, checkpoint)
-  inpainter = inpaint.Inpainter(config, state)
+  """(an `Inpainter` of the run or export, compiled by one fill; its description).
+
+  `config` None: the run's (or export's) saved config.
+  """
+  generator = trained.load(config, workdir, checkpoint)
+  config = generator.config
+  inpainter = inpaint.Inpainter(config, generator.variables)
   size = inpainter.size
   hole = np.zeros((size, size), bool)
   hole[size // 2 - 1:size // 2 + 1, size // 2 - 1:size // 2 + 1] = True
   inpainter(np.zeros((size, size, 3), np.uint8), hole)  # Compiles the generator now.
   kind = 'center-output' if config.model.output == 'center' else 'full-output'
   weights = ' (EMA weights)' if config.train.ema_decay > 0 else ''
-  return inpainter, f'`{workdir or path}`, step {step}{weights}: a {size}×{size} {kind} model.'
+  return inpainter, (f'`{workdir or generator.home}`, step {generator.step}{weights}: '
+                     f'a {size}×{size} {kind} model.')
 
 
 # ----------------------------------------------------------------------------
@@ -285,13 +290,12 @@ def define_flags() -> None:
   cli.define_checkpoint_flags()
   flags.DEFINE_string('host', '127.0.0.1', 'Address to serve the page on.')
   flags.DEFINE_integer('port', 7860, 'Port to serve the page on.')
-  flags.mark_flags_as_required(['config'])
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  config = cli.load_config()
+  config = cli.load_config(required=False)
   try:
     import gradio  # noqa: F401, PLC0415
   except ImportError:

@@ -35,7 +35,7 @@ def full_workdir(tmp_path_factory):
 def center_inpainter(tmp_path_factory):
   config = test_config.get_config()
   workdir = test_inpaint.save_initial_state(config, tmp_path_factory.mktemp('center'))
-  return demo.load_inpainter(config, workdir, 'latest')[0]
+  return demo.load_inpainter(None, workdir, 'latest')[0]
 
 
 def photo() -> np.ndarray:
@@ -50,7 +50,7 @@ def photo() -> np.ndarray:
 
 def test_fill_keeps_known_pixels_and_refuses_an_empty_mask(full_workdir):
   config = test_inpaint.full_config()
-  inpainter, description = demo.load_inpainter(config, full_workdir, 'latest')
+  inpainter, description = demo.load_inpainter(None, full_workdir, 'latest')
   assert description.startswith(f'`{full_workdir}`, step 0')
   image = photo()
   hole = np.zeros(image.shape[:2], bool)
@@ -133,9 +133,8 @@ def server(full_workdir, tmp_path):
   """The demo command on a free localhost port; yields its address."""
   log = open(tmp_path / 'server.log', 'w+')  # noqa: SIM115 (closed below)
   proc = subprocess.Popen(
-      [sys.executable, '-m', 'ce_jax.demo', '--config=configs/test.py',
-       '--config.model.output=full', '--config.mask.kind=freeform',
-       f'--workdir={full_workdir}', f'--port={free_port()}'],
+      [sys.executable, '-m', 'ce_jax.demo', f'--workdir={full_workdir}',
+       f'--port={free_port()}'],
       cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
   try:
     line = proc.stdout.readline()  # The demo prints its address once it serves.
