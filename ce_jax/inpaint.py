@@ -157,21 +157,35 @@ class Inpainter:
     h, w = image_size
     return np.asarray(Image.fromarray(small).resize((w, h), Image.NEAREST))
 
-  def check_center(self, small: np.ndarray, image_size: tuple[int, int], name: str) -> None:
+  def center_box(self, image_size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): rows y0:y1 and columns x0:x1 of an `image_size` image that a
+    center-output model fills; None for a full-output model, which fills anything."""
     if self.config.model.output != 'center':
-      return
+      return None
+    offset, side = completion.center_box(self.config)
+    h, w = image_size
+    return (offset * h // self.size, (offset + side) * h // self.size,
+            offset * w // self.size, (offset + side) * w // self.size)
+
+  def outside_center(self, small: np.ndarray) -> bool:
+    """Whether the hole `[S, S]` bool reaches outside what a center-output model fills."""
+    if self.config.model.output != 'center':
+      return False
     offset, side = completion.center_box(self.config)
     inside = np.zeros_like(small)
     inside[offset:offset + side, offset:offset + side] = True
-    if (small & ~inside).any():
-      h, w = image_size
-      y0, y1 = offset * h // self.size, (offset + side) * h // self.size
-      x0, x1 = offset * w // self.size, (offset + side) * w // self.size
-      raise UserError(
-          f"--mask {name}: the hole reaches outside rows {y0}–{y1}, columns {x0}–{x1} of the "
-          f'image, the central {side}×{side} of {self.size}×{self.size} that this '
-          "center-output model predicts (model.output='center'): use --mask=center or a "
-          "full-output model (model.output='full', e.g. configs/freeform.py).")
+    return bool((small & ~inside).any())
+
+  def check_center(self, small: np.ndarray, image_size: tuple[int, int], name: str) -> None:
+    if not self.outside_center(small):
+      return
+    y0, y1, x0, x1 = self.center_box(image_size)
+    _, side = completion.center_box(self.config)
+    raise UserError(
+        f"--mask {name}: the hole reaches outside rows {y0}–{y1}, columns {x0}–{x1} of the "
+        f'image, the central {side}×{side} of {self.size}×{self.size} that this '
+        "center-output model predicts (model.output='center'): use --mask=center or a "
+        "full-output model (model.output='full', e.g. configs/freeform.py).")
 
   def __call__(self, image: np.ndarray, hole: np.ndarray,
                small: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,215 @@
+"""ce_jax.demo: its fill and checks, and the page itself driven in headless Chromium."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+import test_inpaint
+from PIL import Image
+
+from ce_jax import demo
+from ce_jax.errors import UserError
+from configs import test as test_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = '/usr/bin/chromium'
+STATUS = '#status [data-testid=markdown]'  # the status line's text, without progress
+# Without the background-networking flags Chromium's own connections are refused offline.
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+                 '--no-first-run', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync']
+
+
+@pytest.fixture(scope='module')
+def full_workdir(tmp_path_factory):
+  return test_inpaint.save_initial_state(test_inpaint.full_config(),
+                                         tmp_path_factory.mktemp('full'))
+
+
+@pytest.fixture(scope='module')
+def center_inpainter(tmp_path_factory):
+  config = test_config.get_config()
+  workdir = test_inpaint.save_initial_state(config, tmp_path_factory.mktemp('center'))
+  return demo.load_inpainter(None, workdir, 'latest')[0]
+
+
+def photo() -> np.ndarray:
+  """A 300×200 (width×height) photo, `[200, 300, 3]` uint8."""
+  return skimage.data.chelsea()[50:250, 100:400]
+
+
+# ----------------------------------------------------------------------------
+# Without a browser
+# ----------------------------------------------------------------------------
+
+
+def test_fill_keeps_known_pixels_and_refuses_an_empty_mask(full_workdir):
+  config = test_inpaint.full_config()
+  inpainter, description = demo.load_inpainter(None, full_workdir, 'latest')
+  assert description.startswith(f'`{full_workdir}`, step 0')
+  image = photo()
+  hole = np.zeros(image.shape[:2], bool)
+  hole[150:190, 10:60] = True  # a corner: a full-output model fills anything
+  result = demo.fill(inpainter, image, hole)
+  np.testing.assert_array_equal(result.completion, inpainter(image, hole))
+  np.testing.assert_array_equal(result.completion[~hole], image[~hole])
+  np.testing.assert_array_equal(result.telea[~hole], image[~hole])
+  assert (result.telea[hole] != image[hole]).any()
+  mean = np.round(config.data.mean_pixel).astype(np.uint8)
+  assert (result.masked[hole] == mean).all()
+  with pytest.raises(UserError, match='The mask is empty'):
+    demo.fill(inpainter, image, np.zeros_like(hole))
+
+
+def test_center_model_shows_its_square_and_refuses_strokes_outside(center_inpainter):
+  image = photo()
+  y0, y1, x0, x1 = center_inpainter.center_box(image.shape[:2])
+  # The test model fills the central 16×16 (mask.hole_size) of 32×32.
+  assert (y0, y1, x0, x1) == (200 * 8 // 32, 200 * 24 // 32, 300 * 8 // 32, 300 * 24 // 32)
+  outlined = demo.editor_background(center_inpainter, image)
+  changed = (outlined != image).any(-1)
+  assert changed[y0 - 1, x0:x1].all() and changed[y1, x0:x1].all()
+  assert not changed[y0 + 2:y1 - 2, x0 + 2:x1 - 2].any()
+  large = np.asarray(Image.fromarray(image).resize((3000, 2000)))
+  assert demo.editor_background(center_inpainter, large).shape == (683, 1024, 3)
+  inside = np.zeros(image.shape[:2], bool)
+  inside[y0 + 5:y1 - 5, x0 + 5:x1 - 5] = True
+  result = demo.fill(center_inpainter, image, inside)
+  np.testing.assert_array_equal(result.completion[~inside], image[~inside])
+  outside = inside.copy()
+  outside[5:10, 5:10] = True
+  with pytest.raises(UserError, match=f'outside the outlined square .rows {y0}–{y1}, columns '
+                                      f'{x0}–{x1}.'):
+    demo.fill(center_inpainter, image, outside)
+
+
+def test_hole_from_the_stroke_layer():
+  layer = np.zeros((20, 30, 4), np.uint8)
+  layer[5:8, 10:20] = (255, 0, 255, 153)
+  layer[12, 3] = (255, 0, 255, 1)  # the faint edge of a stroke still counts
+  hole = demo.hole_from_layer(layer, (20, 30))
+  assert hole.sum() == 31 and hole[12, 3] and hole[5:8, 10:20].all()
+  np.testing.assert_array_equal(demo.hole_from_layer(layer[::2, ::2], (20, 30))[::2, ::2],
+                                hole[::2, ::2])
+  assert not demo.hole_from_layer(None, (20, 30)).any()
+
+
+def test_uploads_that_are_not_photos_or_too_large(tmp_path):
+  text = tmp_path / 'notes.png'
+  text.write_text('not an image')
+  with pytest.raises(UserError, match="'notes.png' cannot be read as an image"):
+    demo.read_photo(str(text))
+  big = tmp_path / 'big.png'
+  Image.new('RGB', (2400, 1800), (10, 20, 30)).save(big)
+  read = demo.read_photo(str(big))
+  h, w = read.image.shape[:2]
+  assert h * w <= demo.MAX_PIXELS and abs(w / h - 2400 / 1800) < 0.01
+  assert read.note.startswith(f'The photo was 2400×1800; it is filled at {w}×{h}')
+  huge = tmp_path / 'huge.png'
+  Image.new('1', (9000, 6000)).save(huge)
+  with pytest.raises(UserError, match=r"'huge.png' is 9000×6000 pixels .54 megapixels.; "
+                                      'photos above 50 megapixels are refused'):
+    demo.read_photo(str(huge))
+
+
+# ----------------------------------------------------------------------------
+# In a browser
+# ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(full_workdir, tmp_path):
+  """The demo command on a free localhost port; yields its address."""
+  log = open(tmp_path / 'server.log', 'w+')  # noqa: SIM115 (closed below)
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'ce_jax.demo', f'--workdir={full_workdir}',
+       f'--port={free_port()}'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+  try:
+    line = proc.stdout.readline()  # The demo prints its address once it serves.
+    if not line.startswith('ce_jax demo: http://127.0.0.1:'):
+      log.seek(0)
+      pytest.fail(f'the demo did not start: {line!r}\n{log.read()[-3000:]}')
+    yield line.split(': ', 1)[1].strip()
+  finally:
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+def status_contains(page, text: str, timeout_ms: int = 60_000) -> str:
+  page.wait_for_function('([sel, t]) => document.querySelector(sel).innerText.includes(t)',
+                         arg=[STATUS, text], timeout=timeout_ms)
+  return page.inner_text(STATUS)
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                    reason=f'needs Chromium at {CHROMIUM} (Debian: apt-get install chromium)')
+def test_page_in_a_browser(server, tmp_path):
+  from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+  image = photo()
+  Image.fromarray(image).save(tmp_path / 'cat.png')
+  (tmp_path / 'notes.png').write_text('not an image')
+  with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+    page.goto(server)
+
+    page.set_input_files('#upload input[type=file]', str(tmp_path / 'notes.png'))
+    assert "'notes.png' cannot be read as an image" in status_contains(page, 'Error')
+    page.locator('#upload').get_by_role('button', name='Clear').click()
+
+    page.set_input_files('#upload input[type=file]', str(tmp_path / 'cat.png'))
+    status_contains(page, '300×200')
+    page.click('#fill')
+    assert 'The mask is empty' in status_contains(page, 'Error')
+
+    # One horizontal stroke through the middle of the photo, which the editor centres.
+    page.get_by_role('button', name='Brush', exact=True).click()
+    box = page.locator('#editor canvas').first.bounding_box()
+    x, y = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
+    page.mouse.move(x - 60, y)
+    page.mouse.down()
+    for dx in range(-60, 61, 5):
+      page.mouse.move(x + dx, y)
+    page.mouse.up()
+    page.click('#fill')
+    status_contains(page, 'Filled')
+
+    shown, masked = (page.request.get(page.locator(f'#{name} img').get_attribute('src')).body()
+                     for name in ('completion', 'masked'))
+    with page.expect_download() as download:
+      page.click('#download')
+    downloaded = download.value.path().read_bytes()
+
+    page.get_by_text('coffee.png', exact=True).click()  # a bundled photo, 600×400
+    status_contains(page, '600×400. This full-output model')
+    browser.close()
+
+  assert downloaded == shown
+  result, masked = (np.asarray(Image.open(io.BytesIO(b)).convert('RGB'))
+                    for b in (downloaded, masked))
+  assert result.shape == masked.shape == image.shape
+  # The hole as the page shows it (the mean pixel in "Masked"): only it changed, nearly all of it.
+  hole = (masked == np.round(test_inpaint.full_config().data.mean_pixel)).all(-1)
+  np.testing.assert_array_equal(result[~hole], image[~hole])
+  assert (result[hole] != image[hole]).any(-1).mean() > 0.9
+  changed = (result != image).any(-1)
+  # The stroke runs along row 100 from about column 110 to 190 (the editor shows the photo
+  # centred, zoomed to fit), with the editor's default brush radius of about 25 pixels.
+  assert changed[100, 110:190].mean() > 0.9 and changed[85:115, 150].mean() > 0.9
+  outside = np.ones_like(changed)
+  outside[65:135, 75:225] = False
+  np.testing.assert_array_equal(result[outside], image[outside])
