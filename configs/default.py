@@ -181,3 +181,13 @@ def get_config() -> ml_collections.ConfigDict:
   # is better) or 'eval_hole_lpips' (lower is better).
   config.train.best_metric = 'eval_hole_psnr'
   return config
+
+
+def plain_crops(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Turns the crop augmentation off: fixed-scale random crops and flips only."""
+  config.data.scale_range = (0.0, 0.0)
+  config.data.hue_augment = False
+  config.data.saturation_range = (1.0, 1.0)
+  config.data.contrast_range = (1.0, 1.0)
+  config.data.brightness_delta = 0.0
+  return config

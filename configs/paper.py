@@ -30,10 +30,4 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.ema_decay = 0.0
   config.mask.hole_range = (0, 0)
   config.mask.overlap_weight = 10.0
-  # Random crops and flips only.
-  config.data.scale_range = (0.0, 0.0)
-  config.data.hue_augment = False
-  config.data.saturation_range = (1.0, 1.0)
-  config.data.contrast_range = (1.0, 1.0)
-  config.data.brightness_delta = 0.0
-  return config
+  return default.plain_crops(config)

@@ -17,13 +17,8 @@ def get_config(family: str = 'context_encoder') -> ml_collections.ConfigDict:
   config.data.image_size = 32
   config.data.resize_shorter = 48
   config.data.num_eval_examples = 8
-  # Plain fixed-size crops, as before augmentation existed (the tests that
-  # need augmentation turn it on).
-  config.data.scale_range = (0.0, 0.0)
-  config.data.hue_augment = False
-  config.data.saturation_range = (1.0, 1.0)
-  config.data.contrast_range = (1.0, 1.0)
-  config.data.brightness_delta = 0.0
+  # Plain fixed-size crops (the tests that need augmentation turn it on).
+  default.plain_crops(config)
   config.mask.hole_size = 16
   config.mask.overlap = 2
   config.mask.hole_range = (4, 16)
