@@ -113,6 +113,7 @@ def time_browser(page_app, path: str, repeats: int, screenshot: str | None) -> l
           times.append(elapsed)
           print(f'  {elapsed:.2f} s; {status}')
       if screenshot:
+        page.wait_for_timeout(2000)  # Gradio's fade-in of the new outputs.
         page.screenshot(path=screenshot, full_page=True)
       browser.close()
   finally:
