@@ -399,6 +399,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ('rec_only_steps', 'd_only_steps'):
     if config.loss[field] < 0:
       raise UserError(f'loss.{field}={config.loss[field]}: expected a non-negative integer.')
+  models.check_family(config)
   if config.model.output == 'center' and config.mask.kind != 'center':
     raise UserError(f"model.output='center' predicts only the center square, but "
                     f"mask.kind='{config.mask.kind}': use model.output='full'.")
@@ -412,7 +413,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     f'{tuple(checkpointing.BEST_MODES)}.')
   models.output_size(config)
   models.compute_dtype(config)
-  models.check_family(config)
   if config.loss.rec not in losses.RECONSTRUCTION:
     raise UserError(f"loss.rec='{config.loss.rec}': expected one of {losses.RECONSTRUCTION}.")
   if config.loss.gan not in losses.GAN:

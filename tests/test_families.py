@@ -113,7 +113,8 @@ def test_shapes_and_completion_at_another_aspect(family):
   logits = disc.apply(d_vars, image[:, :size, :size], mask[:, :size, :size], train=False)
   assert logits.shape[0] == 2 and logits.dtype == jnp.float32
   if family == 'deepfill2':
-    assert logits.shape == (2, 1, 1, 16)  # SN-PatchGAN: every element of the map is a logit
+    # SN-PatchGAN: every element of the last map (4·disc_features wide) is a logit.
+    assert logits.shape == (2, 1, 1, 4 * config.model.disc_features)
   if family == 'context_encoder':
     return  # A center-output model; its completions are tested in test_recipe.py.
   # Fully convolutional: any size divisible by 4, known pixels kept exactly.

@@ -71,9 +71,14 @@ def test_eight_devices_match_one_device(eight_device_run, tmp_path):
       np.testing.assert_allclose(s8[tag][step], s1[tag][step], rtol=2e-4, atol=1e-6)
   state1 = restore(workdir1, config(family))
   assert int(state1.step) == 4
-  assert_trees_close(state8.g_params, state1.g_params, rtol=1e-3, atol=1e-5)
-  assert_trees_close(state8.d_params, state1.d_params, rtol=1e-3, atol=1e-5)
-  assert_trees_close(state8.d_batch_stats, state1.d_batch_stats, rtol=1e-3, atol=1e-5)
+  # Adam turns a near-zero gradient's rounding into a step of up to the learning
+  # rate (2e-4) per step: a few of the small families' weights, whose gradients
+  # are near zero, differ by up to 4 such steps (measured for GLCIC: 2.9e-4 on
+  # 1 of 9,216 weights; the losses above agree to 2e-4).
+  atol = 1e-5 if family == 'context_encoder' else 4 * 2e-4
+  assert_trees_close(state8.g_params, state1.g_params, rtol=1e-3, atol=atol)
+  assert_trees_close(state8.d_params, state1.d_params, rtol=1e-3, atol=atol)
+  assert_trees_close(state8.d_batch_stats, state1.d_batch_stats, rtol=1e-3, atol=atol)
 
 
 def test_interrupted_run_ends_like_uninterrupted(eight_device_run, tmp_path):
