@@ -5,6 +5,8 @@ the mask), where its output goes (the center square or the whole image) and
 how it is pasted back: `out = M ⊙ G(x_in) + (1 − M) ⊙ x`.
 """
 
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -56,11 +58,13 @@ def generator_input(config: ml_collections.ConfigDict, image: jax.Array,
 def generator_variables(state: Any, config: ml_collections.ConfigDict) -> Variables:
   """G's variables for inference: the EMA weights when `train.ema_decay > 0`, else the live ones.
 
-  `state` is a `GANState` (or anything with `g_params`, `g_batch_stats`, `g_ema`).
+  `state` is a `GANState`, or a mapping of some of its fields (a partial
+  restore): `g_ema`, or `g_params` and `g_batch_stats`.
   """
+  get = state.__getitem__ if isinstance(state, Mapping) else functools.partial(getattr, state)
   if config.train.ema_decay > 0:
-    return state.g_ema
-  return {'params': state.g_params, 'batch_stats': state.g_batch_stats}
+    return get('g_ema')
+  return {'params': get('g_params'), 'batch_stats': get('g_batch_stats')}
 
 
 def complete(gen: nn.Module, variables: Variables, image: jax.Array, mask: jax.Array, *,

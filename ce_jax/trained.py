@@ -22,7 +22,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
-from ce_jax import checkpointing, run_config, train_state
+from ce_jax import checkpointing, completion, run_config, train_state
 from ce_jax.errors import UserError
 
 EXPORT_ITEM = 'generator'
@@ -200,12 +200,6 @@ def load_fields(config: ml_collections.ConfigDict | None, workdir: str | None,
   return config, restored, step, str(path)
 
 
-def inference_variables(config: ml_collections.ConfigDict, fields: dict[str, Any]) -> Variables:
-  if config.train.ema_decay > 0:
-    return fields['g_ema']
-  return {'params': fields['g_params'], 'batch_stats': fields['g_batch_stats']}
-
-
 def _load_export(config: ml_collections.ConfigDict | None, directory: str,
                  checkpoint: str) -> Generator:
   root = checkpointing.workdir_path(directory)
@@ -239,5 +233,5 @@ def load(config: ml_collections.ConfigDict | None, workdir: str | None,
   if is_export(workdir):
     return _load_export(config, workdir, checkpoint)
   config, fields, step, path = load_fields(config, workdir, checkpoint)
-  return Generator(config, inference_variables(config, fields), step, path,
+  return Generator(config, completion.generator_variables(fields, config), step, path,
                    str(epath.Path(path).parent.parent))
