@@ -16,6 +16,7 @@ Navier–Stokes and the mean pixel, and writes to the workdir (or `--output_dir`
   eval_<step>.png    rows of masked input | model | Telea | Navier–Stokes | original
 """
 
+import concurrent.futures
 import functools
 import json
 from typing import Any
@@ -52,6 +53,9 @@ COLUMNS = (('hole_psnr', 'hole PSNR (dB) ↑', 1, 2), ('image_psnr', 'image PSNR
            ('hole_lpips', 'hole LPIPS ↓', 1, 3), ('image_lpips', 'image LPIPS ↓', 1, 3),
            ('image_fid', 'image FID ↓', 1, 2))
 AREA_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
+SCORE_BATCH = 64
+_metrics_fn = jax.jit(metrics.all_metrics)
+_lpips_fn = jax.jit(metrics.lpips_metrics)
 
 
 # ----------------------------------------------------------------------------
@@ -107,13 +111,29 @@ def complete_all(variables: completion.Variables, config: ml_collections.ConfigD
   return done
 
 
-def score(done: dict[str, np.ndarray], batch_size: int = 64,
+def precompile(config: ml_collections.ConfigDict,
+               lpips_params: perceptual.Params | None = None) -> None:
+  """Compiles `score`'s metrics for the config's eval chunks ahead of their use.
+
+  Meant for a background thread while the eval data load and the model
+  completes them; `score` then finds the compiled programs in jit's cache.
+  """
+  side, num = config.data.image_size, min(SCORE_BATCH, config.data.num_eval_examples)
+  images = jax.ShapeDtypeStruct((num, side, side, 3), jnp.float32)
+  mask = jax.ShapeDtypeStruct((num, side, side, 1), jnp.float32)
+  _metrics_fn.lower(images, images, mask).compile()
+  if lpips_params is not None:
+    preds = jax.ShapeDtypeStruct((len(LABELS), *images.shape), jnp.float32)
+    _lpips_fn.lower(lpips_params, preds, images, mask).compile()
+
+
+def score(done: dict[str, np.ndarray], batch_size: int = SCORE_BATCH,
           lpips_params: perceptual.Params | None = None) -> dict[str, dict[str, np.ndarray]]:
   """Per-image metrics `{method: {metric: [N]}}` (and `hole_fraction`) on images in [0, 1].
 
   LPIPS too when given `lpips_params` (`perceptual.load('alexnet')`).
   """
-  fn = jax.jit(metrics.all_metrics)
+  fn = _metrics_fn
   target, mask = metrics.to_unit(done['image']), done['mask']
   out = {}
   for method in LABELS:
@@ -124,7 +144,7 @@ def score(done: dict[str, np.ndarray], batch_size: int = 64,
     out[method] = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   if lpips_params is not None:
     # Every method at once: the originals' features serve all of them.
-    lpips_fn = jax.jit(metrics.lpips_metrics)
+    lpips_fn = _lpips_fn
     preds = np.stack([metrics.to_unit(done[m]) for m in LABELS])
     chunks = [jax.device_get(lpips_fn(lpips_params, preds[:, i:i + batch_size],
                                       target[i:i + batch_size], mask[i:i + batch_size]))
@@ -194,16 +214,14 @@ def markdown(summary: dict[str, Any]) -> str:
   return '\n'.join(text) + '\n'
 
 
-def sample_grid(done: dict[str, np.ndarray], num: int, gap: int = 2) -> np.ndarray:
-  """Rows of masked input | model | Telea | Navier–Stokes | original, `[h, w, 3]` uint8."""
-  cols = ('masked', MODEL, 'telea', 'navier_stokes', 'image')
-  tiles = [visualize.to_uint8(done[c][:num]) for c in cols]
-  n, h, w, _ = tiles[0].shape
-  out = np.full((n * (h + gap) - gap, len(cols) * (w + gap) - gap, 3), 255, np.uint8)
-  for j, tile in enumerate(tiles):
-    for i in range(n):
-      out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = tile[i]
-  return out
+def sample_grid(done: dict[str, np.ndarray], num: int, gap: int = 2,
+                cols: tuple[str, ...] = ('masked', MODEL, 'telea', 'navier_stokes', 'image')
+                ) -> np.ndarray:
+  """The first `num` images of `done[c]` for each `c` in `cols` side by side, `[h, w, 3]` uint8.
+
+  By default rows of masked input | model | Telea | Navier–Stokes | original.
+  """
+  return visualize.columns([done[c][:num] for c in cols], gap)
 
 
 def run(config: ml_collections.ConfigDict | None, workdir: str | None,
@@ -223,7 +241,10 @@ def run(config: ml_collections.ConfigDict | None, workdir: str | None,
   generator = trained.load(config, workdir, checkpoint)
   config, step, path = generator.config, generator.step, generator.path
   train.validate(config)
-  done = complete_all(generator.variables, config, eval_examples(config))
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    compiled = pool.submit(precompile, config, lpips_params)
+    done = complete_all(generator.variables, config, eval_examples(config))
+    compiled.result()
   per_image = score(done, lpips_params=lpips_params)
   summary = {'step': step, 'checkpoint': path, 'mask_kind': config.mask.kind,
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,
