@@ -25,11 +25,15 @@ FILENAME = 'config.json'
 RESUMABLE = (
     'train.num_steps', 'train.log_every', 'train.eval_every', 'train.sample_every',
     'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',
-    'loss.', 'optim.d_lr', 'optim.g_lr_multiplier',
+    'loss.', 'optim.d_lr', 'optim.g_lr_multiplier', 'optim.final_lr_fraction',
     'model.upsample', 'model.conv_rewrites', 'model.dtype',
     'data.prefetch', 'data.celeba_download', 'data.celeba_dir',
     'data.tfds_data_dir', 'mask.eval_seed',
 )
+
+# Fields added after runs were saved, with the value that reproduces those runs:
+# a saved config without them gets them on `load`.
+ADDED = {'optim.lr_schedule': 'constant', 'optim.final_lr_fraction': 0.0}
 
 
 def path(directory: str | epath.PathLike) -> epath.Path:
@@ -83,7 +87,15 @@ def load(directory: str | epath.PathLike) -> ml_collections.ConfigDict | None:
   target = path(directory)
   if not target.exists():
     return None
-  return from_json(target.read_text(), str(target))
+  config = from_json(target.read_text(), str(target))
+  for field, value in ADDED.items():
+    *parents, name = field.split('.')
+    node = config
+    for parent in parents:
+      node = node.get(parent) if isinstance(node, ml_collections.ConfigDict) else None
+    if isinstance(node, ml_collections.ConfigDict) and name not in node:
+      node[name] = value
+  return config
 
 
 def differences(old: ml_collections.ConfigDict, new: ml_collections.ConfigDict

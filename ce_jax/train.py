@@ -102,6 +102,7 @@ def apply_gradients(tx: optax.GradientTransformation, params: optax.Params,
 
 
 PHASES = ('rec', 'd', 'joint')
+LR_SCHEDULES = ('constant', 'cosine')
 
 
 def phase(config: ml_collections.ConfigDict, step: int) -> str:
@@ -396,6 +397,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not 0 <= config.train.ema_decay < 1:
     raise UserError(f'train.ema_decay={config.train.ema_decay}: expected 0 (off) or a decay in '
                     '(0, 1), e.g. 0.999.')
+  o = config.optim
+  if o.lr_schedule not in LR_SCHEDULES:
+    raise UserError(f"optim.lr_schedule='{o.lr_schedule}': expected one of {LR_SCHEDULES}.")
+  if not 0 <= o.final_lr_fraction <= 1:
+    raise UserError(f'optim.final_lr_fraction={o.final_lr_fraction}: expected a fraction of '
+                    'the learning rate in [0, 1].')
   for field in ('rec_only_steps', 'd_only_steps'):
     if config.loss[field] < 0:
       raise UserError(f'loss.{field}={config.loss[field]}: expected a non-negative integer.')

@@ -31,10 +31,16 @@ class GANState:
 
 def optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation,
                                                            optax.GradientTransformation]:
-  """Adam for G (lr = D lr × `g_lr_multiplier`) and D."""
+  """Adam for G (lr = D lr × `g_lr_multiplier`) and D, on `optim.lr_schedule`."""
   o = config.optim
-  g_tx = optax.adam(o.d_lr * o.g_lr_multiplier, b1=o.b1, b2=o.b2)
-  d_tx = optax.adam(o.d_lr, b1=o.b1, b2=o.b2)
+
+  def rate(lr: float) -> optax.ScalarOrSchedule:
+    if o.lr_schedule == 'constant':
+      return lr
+    return optax.cosine_decay_schedule(lr, config.train.num_steps, o.final_lr_fraction)
+
+  g_tx = optax.adam(rate(o.d_lr * o.g_lr_multiplier), b1=o.b1, b2=o.b2)
+  d_tx = optax.adam(rate(o.d_lr), b1=o.b1, b2=o.b2)
   return g_tx, d_tx
 
 

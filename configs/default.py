@@ -163,6 +163,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.g_lr_multiplier = 1.0
   config.optim.b1 = 0.5
   config.optim.b2 = 0.999
+  # Learning rates over training: 'constant', or 'cosine' from the rate down to
+  # `final_lr_fraction` of it at train.num_steps (counted in each network's own
+  # updates: D, idle in the reconstruction-only phase, ends above the floor).
+  config.optim.lr_schedule = 'constant'
+  config.optim.final_lr_fraction = 0.0
 
   config.train = ml_collections.ConfigDict()
   # Global batch over all devices and processes.

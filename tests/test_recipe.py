@@ -104,6 +104,33 @@ def test_bad_recipe_fields_are_named():
   c = small_config(rec_only_steps=-1)
   with pytest.raises(UserError, match='loss.rec_only_steps'):
     train.validate(c)
+  c = small_config()
+  c.optim.lr_schedule = 'linear'
+  with pytest.raises(UserError, match="optim.lr_schedule='linear'"):
+    train.validate(c)
+  c.optim.lr_schedule, c.optim.final_lr_fraction = 'cosine', 1.5
+  with pytest.raises(UserError, match='optim.final_lr_fraction=1.5'):
+    train.validate(c)
+
+
+@pytest.mark.parametrize('schedule', ['constant', 'cosine'])
+def test_learning_rate_schedule_sets_each_adam_step(schedule):
+  c = small_config()
+  c.train.num_steps, c.optim.d_lr, c.optim.g_lr_multiplier = 10, 1e-3, 2.0
+  c.optim.lr_schedule, c.optim.final_lr_fraction = schedule, 0.1
+  g_tx, d_tx = train_state.optimizers(c)
+  steps = np.arange(c.train.num_steps + 1)
+  shape = 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * steps / c.train.num_steps))
+  for tx, lr in ((g_tx, 2e-3), (d_tx, 1e-3)):
+    params = jnp.zeros(3)
+    state = tx.init(params)
+    sizes = []
+    for _ in steps:
+      # A constant gradient: each Adam step moves every weight by the learning rate.
+      updates, state = tx.update(jnp.full(3, 0.5), state, params)
+      sizes.append(-float(updates[0]))
+    want = lr * (shape if schedule == 'cosine' else np.ones_like(shape))
+    np.testing.assert_allclose(sizes, want, rtol=1e-4)
 
 
 def test_random_center_holes_stay_inside_the_square():

@@ -1,5 +1,6 @@
 """The workdir's saved config: round trip, and what a resumed run may change."""
 
+import json
 import logging
 
 import pytest
@@ -27,6 +28,18 @@ def test_no_saved_config_is_none_and_a_broken_one_names_the_file(tmp_path):
   (tmp_path / 'config.json').write_text('{"model": ')
   with pytest.raises(UserError, match=f'{tmp_path / "config.json"} is not a readable config'):
     run_config.load(tmp_path)
+
+
+def test_a_config_saved_before_a_field_existed_gets_its_old_behaviour(tmp_path):
+  config = default.get_config()
+  run_config.save(config, tmp_path)
+  saved = json.loads((tmp_path / 'config.json').read_text())
+  del saved['optim']['lr_schedule'], saved['optim']['final_lr_fraction']
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  loaded = run_config.load(tmp_path)
+  assert loaded.optim.lr_schedule == 'constant' and loaded.optim.final_lr_fraction == 0.0
+  assert run_config.differences(config, loaded) == {}
+  run_config.check_resume(str(tmp_path), config, resuming=True)  # no refusal
 
 
 def test_resume_refuses_a_change_to_the_model_or_its_data(tmp_path):
