@@ -30,6 +30,7 @@ def hole_psnr(gen, variables, config, examples, batch_stats: bool) -> float:
       out, _ = gen.apply(variables, x_in, train=True, mutable=['batch_stats'])
     else:
       out = gen.apply(variables, x_in, train=False)
+    out = completion.generator_output(config, out, image, m.mask)
     filled = completion.composite(image, completion.full_prediction(config, out), m.mask)
     return metrics.hole_psnr(metrics.to_unit(filled), metrics.to_unit(image), m.mask)
 

@@ -3,6 +3,12 @@
 What the generator sees (the image with its hole set to the mean pixel, plus
 the mask), where its output goes (the center square or the whole image) and
 how it is pasted back: `out = M ⊙ G(x_in) + (1 − M) ⊙ x`.
+
+With `model.color_offset='context_mean'` the generator works in colours
+relative to each image's known pixels: their mean colour is subtracted from
+its input (so the hole holds that mean) and added to its output, and it need
+not carry an image's overall colour through its bottleneck. 'none' is the
+paper's input.
 """
 
 import functools
@@ -15,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from ce_jax import models
+from ce_jax.errors import UserError
 
 Variables = dict[str, Any]
 
@@ -22,6 +29,31 @@ Variables = dict[str, Any]
 def fill_value(config: ml_collections.ConfigDict) -> jax.Array:
   """The mean pixel, `[3]` float32 in [-1, 1]."""
   return jnp.asarray(config.data.mean_pixel, jnp.float32) / 127.5 - 1.0
+
+
+COLOR_OFFSETS = ('none', 'context_mean')
+
+
+def masked(config: ml_collections.ConfigDict, image: jax.Array, mask: jax.Array) -> jax.Array:
+  """`[B, H, W, 3]` `image` with the hole (`mask` `[B, H, W, 1]` = 1) set to the mean pixel."""
+  return models.generator_input(image, mask, fill_value(config), mask_channel=False)
+
+
+def color_offset(config: ml_collections.ConfigDict, image: jax.Array,
+                 mask: jax.Array) -> jax.Array:
+  """What G's colours are relative to, `[B, 1, 1, 3]` float32 in [-1, 1].
+
+  The mean colour of each image's known pixels under
+  `model.color_offset='context_mean'` (0 where nothing is known); 0 under 'none'.
+  """
+  if config.model.color_offset not in COLOR_OFFSETS:
+    raise UserError(f"model.color_offset='{config.model.color_offset}': expected one of "
+                    f'{COLOR_OFFSETS}.')
+  if config.model.color_offset == 'none':
+    return jnp.zeros((image.shape[0], 1, 1, 3), jnp.float32)
+  known = 1.0 - mask
+  total = jnp.sum(known * image, axis=(1, 2), keepdims=True)
+  return total / jnp.maximum(jnp.sum(known, axis=(1, 2), keepdims=True), 1.0)
 
 
 def center_box(config: ml_collections.ConfigDict) -> tuple[int, int]:
@@ -51,8 +83,27 @@ def composite(image: jax.Array, prediction: jax.Array, mask: jax.Array) -> jax.A
 
 def generator_input(config: ml_collections.ConfigDict, image: jax.Array,
                     mask: jax.Array) -> jax.Array:
-  """`[B, H, W, 3]` image and `[B, H, W, 1]` mask → G's `[B, H, W, 4]` (or 3) input."""
-  return models.generator_input(image, mask, fill_value(config), config.model.mask_channel)
+  """`[B, H, W, 3]` image and `[B, H, W, 1]` mask → G's `[B, H, W, 4]` (or 3) input.
+
+  The hole holds the mean pixel (`model.color_offset='none'`) or, relative to
+  the known pixels' mean colour, 0 ('context_mean').
+  """
+  if config.model.color_offset == 'none':
+    return models.generator_input(image, mask, fill_value(config), config.model.mask_channel)
+  return models.generator_input(image - color_offset(config, image, mask), mask,
+                                jnp.zeros(3, jnp.float32), config.model.mask_channel)
+
+
+def generator_output(config: ml_collections.ConfigDict, out: jax.Array, image: jax.Array,
+                     mask: jax.Array) -> jax.Array:
+  """G's raw output (`[B, S, S, 3]`, the center square or the whole image) in image colours.
+
+  The identity under `model.color_offset='none'`; else the offset added back
+  and the result clipped to [-1, 1].
+  """
+  if config.model.color_offset == 'none':
+    return out
+  return jnp.clip(out + color_offset(config, image, mask), -1.0, 1.0)
 
 
 def generator_variables(state: Any, config: ml_collections.ConfigDict) -> Variables:
@@ -81,5 +132,5 @@ def complete(gen: nn.Module, variables: Variables, image: jax.Array, mask: jax.A
     the generator's input `[B, H, W, 4]` or `[B, H, W, 3]`).
   """
   x_in = generator_input(config, image, mask)
-  out = gen.apply(variables, x_in, train=False)
+  out = generator_output(config, gen.apply(variables, x_in, train=False), image, mask)
   return composite(image, full_prediction(config, out), mask), x_in

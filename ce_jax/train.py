@@ -165,7 +165,10 @@ def train_step(state: GANState, batch: dict[str, jax.Array],
     # Sown 'intermediates' (DeepFill v2's coarse image) are outputs too: they get L_rec.
     variables = {'params': params, 'batch_stats': state.g_batch_stats}
     out, upd = gen.apply(variables, x_in, train=True, mutable=['batch_stats', 'intermediates'])
-    return (out, upd.get('intermediates', {})), {'batch_stats': upd.get('batch_stats', {})}
+    out, stages = jax.tree.map(
+        lambda y: completion.generator_output(config, y, image, m.mask),
+        (out, upd.get('intermediates', {})))
+    return (out, stages), {'batch_stats': upd.get('batch_stats', {})}
 
   (out, stages), g_vjp, g_updates = jax.vjp(g_forward, state.g_params, has_aux=True)
   new_state = state.replace(step=state.step + 1)
@@ -260,10 +263,10 @@ def eval_step(state: GANState, batch: dict[str, jax.Array], key: jax.Array,
   """
   image = batch['image']
   m = masks.from_config(config.mask, key, batch)
-  filled, x_in = completion.complete(gen, completion.generator_variables(state, config), image,
-                                     m.mask, config=config)
+  filled, _ = completion.complete(gen, completion.generator_variables(state, config), image,
+                                  m.mask, config=config)
   unit_filled, unit_image = metrics.to_unit(filled), metrics.to_unit(image)
-  out = {'masked': x_in[..., :3], 'completion': filled, 'mask': m.mask,
+  out = {'masked': completion.masked(config, image, m.mask), 'completion': filled, 'mask': m.mask,
          'hole_psnr': metrics.hole_psnr(unit_filled, unit_image, m.mask)}
   if lpips_params is not None:
     out['hole_lpips'] = metrics.hole_lpips(lpips_params, unit_filled, unit_image, m.mask)
@@ -407,6 +410,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.loss[field] < 0:
       raise UserError(f'loss.{field}={config.loss[field]}: expected a non-negative integer.')
   models.check_family(config)
+  if config.model.color_offset not in completion.COLOR_OFFSETS:
+    raise UserError(f"model.color_offset='{config.model.color_offset}': expected one of "
+                    f'{completion.COLOR_OFFSETS}.')
   if config.model.output == 'center' and config.mask.kind != 'center':
     raise UserError(f"model.output='center' predicts only the center square, but "
                     f"mask.kind='{config.mask.kind}': use model.output='full'.")

@@ -204,3 +204,48 @@ def test_tiny_model_learns_to_inpaint_held_out_photos(tmp_path):
   psnr = {m: v['hole_psnr'] for m, v in
           evaluate.summarise(evaluate.score(done), by_area=False)['methods'].items()}
   assert psnr['context_encoder'] > psnr['mean_fill'] + 2.0, psnr
+
+
+def test_context_mean_offset_makes_completion_follow_a_colour_shift():
+  c = small_config()
+  c.model.color_offset = 'context_mean'
+  gen, _ = models.create_models(c)
+  state = train_state.create(c, jax.random.PRNGKey(0))
+  image = jax.random.uniform(jax.random.PRNGKey(3), (2, 32, 32, 3), minval=-0.3, maxval=0.3)
+  mask = masks.center(2, (32, 32), hole_size=16, overlap=2, overlap_weight=1.0).mask
+  variables = completion.generator_variables(state, c)
+  shift = jnp.asarray([0.2, -0.1, 0.05])
+  filled, x_in = completion.complete(gen, variables, image, mask, config=c)
+  shifted, x_in_shifted = completion.complete(gen, variables, image + shift, mask, config=c)
+  hole = np.asarray(mask[..., 0]) > 0
+  # G sees the same input, so the fill moves with the known pixels' colour...
+  np.testing.assert_allclose(x_in_shifted, x_in, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(shifted)[hole], (np.asarray(filled) + shift)[hole],
+                             atol=1e-5)
+  # ...which the hole of G's input holds, as 0.
+  known_mean = np.asarray(image)[~hole].reshape(2, -1, 3).mean(axis=1)
+  np.testing.assert_allclose(completion.color_offset(c, image, mask)[:, 0, 0], known_mean,
+                             atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(x_in)[..., :3][hole], 0.0)
+  np.testing.assert_array_equal(np.asarray(filled)[~hole], np.asarray(image)[~hole])
+  c.model.color_offset = 'none'
+  plain, _ = completion.complete(gen, variables, image, mask, config=c)
+  assert not np.allclose(np.asarray(plain)[hole], np.asarray(filled)[hole], atol=1e-3)
+
+
+def test_context_mean_offset_in_training_makes_the_loss_shift_invariant():
+  c = small_config()
+  c.model.color_offset = 'context_mean'
+  gen, disc = models.create_models(c)
+  state = train_state.create(c, jax.random.PRNGKey(0))
+  image = jax.random.uniform(jax.random.PRNGKey(1), (8, 32, 32, 3), minval=-0.3, maxval=0.3)
+  fn = jax.jit(functools.partial(train.train_step, config=c, gen=gen, disc=disc, phase='rec'))
+  losses = [float(fn(state, {'image': x})[1]['rec_loss']) for x in (image, image + 0.25)]
+  np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+  c.model.color_offset = 'none'
+  fn = jax.jit(functools.partial(train.train_step, config=c, gen=gen, disc=disc, phase='rec'))
+  plain = [float(fn(state, {'image': x})[1]['rec_loss']) for x in (image, image + 0.25)]
+  assert abs(plain[0] - plain[1]) > 1e-3 * plain[0]
+  c.model.color_offset = 'mean'
+  with pytest.raises(UserError, match="model.color_offset='mean'"):
+    train.validate(c)
