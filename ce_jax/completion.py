@@ -4,14 +4,17 @@ What the generator sees (the image with its hole set to the mean pixel, plus
 the mask), where its output goes (the center square or the whole image) and
 how it is pasted back: `out = M ⊙ G(x_in) + (1 − M) ⊙ x`.
 
-With `model.color_offset='context_mean'` the generator works in colours
-relative to each image's known pixels: their mean colour is subtracted from
-its input (so the hole holds that mean) and added to its output, and it need
-not carry an image's overall colour through its bottleneck. 'none' is the
-paper's input.
+With `model.color_offset` the generator works in colours relative to an
+offset taken from each image's known pixels: subtracted from its input (so
+the hole holds 0) and added to its output, so that it need not carry the
+image's colours through its bottleneck. 'context_mean': the known pixels'
+mean colour; 'smooth': their normalised Gaussian blur (σ =
+`model.offset_sigma` pixels), which fills the hole with the colours of its
+border, smoothly. 'none' is the paper's input (the hole holds the mean pixel).
 """
 
 import functools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +34,7 @@ def fill_value(config: ml_collections.ConfigDict) -> jax.Array:
   return jnp.asarray(config.data.mean_pixel, jnp.float32) / 127.5 - 1.0
 
 
-COLOR_OFFSETS = ('none', 'context_mean')
+COLOR_OFFSETS = ('none', 'context_mean', 'smooth')
 
 
 def masked(config: ml_collections.ConfigDict, image: jax.Array, mask: jax.Array) -> jax.Array:
@@ -41,19 +44,45 @@ def masked(config: ml_collections.ConfigDict, image: jax.Array, mask: jax.Array)
 
 def color_offset(config: ml_collections.ConfigDict, image: jax.Array,
                  mask: jax.Array) -> jax.Array:
-  """What G's colours are relative to, `[B, 1, 1, 3]` float32 in [-1, 1].
+  """What G's colours are relative to, float32 in [-1, 1] (see the module docstring).
 
-  The mean colour of each image's known pixels under
-  `model.color_offset='context_mean'` (0 where nothing is known); 0 under 'none'.
+  Args:
+    image: `[B, H, W, 3]` float32 in [-1, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = missing.
+  Returns:
+    'none': zeros `[B, 1, 1, 3]`; 'context_mean': the known pixels' mean
+    colour `[B, 1, 1, 3]` (0 where nothing is known); 'smooth': `[B, H, W, 3]`,
+    the known pixels blurred by a Gaussian of σ = `model.offset_sigma` and
+    divided by the blurred known fraction (the context mean where that
+    fraction vanishes).
   """
-  if config.model.color_offset not in COLOR_OFFSETS:
-    raise UserError(f"model.color_offset='{config.model.color_offset}': expected one of "
-                    f'{COLOR_OFFSETS}.')
-  if config.model.color_offset == 'none':
+  kind = config.model.color_offset
+  if kind not in COLOR_OFFSETS:
+    raise UserError(f"model.color_offset='{kind}': expected one of {COLOR_OFFSETS}.")
+  if kind == 'none':
     return jnp.zeros((image.shape[0], 1, 1, 3), jnp.float32)
   known = 1.0 - mask
-  total = jnp.sum(known * image, axis=(1, 2), keepdims=True)
-  return total / jnp.maximum(jnp.sum(known, axis=(1, 2), keepdims=True), 1.0)
+  count = jnp.sum(known, axis=(1, 2), keepdims=True)
+  mean = jnp.sum(known * image, axis=(1, 2), keepdims=True) / jnp.maximum(count, 1.0)
+  if kind == 'context_mean':
+    return mean
+  blurred = gaussian_blur(jnp.concatenate([known * image, known], axis=-1),
+                          config.model.offset_sigma)
+  eps = 1e-3
+  return (blurred[..., :3] + eps * mean) / (blurred[..., 3:] + eps)
+
+
+def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
+  """`[B, H, W, C]` blurred channel by channel (zeros beyond the border), same shape."""
+  radius = max(1, math.ceil(3 * sigma))
+  taps = jnp.exp(-0.5 * (jnp.arange(-radius, radius + 1, dtype=jnp.float32) / sigma) ** 2)
+  taps = taps / jnp.sum(taps)
+  c = x.shape[-1]
+  for shape in ((2 * radius + 1, 1), (1, 2 * radius + 1)):
+    kernel = jnp.tile(taps.reshape(*shape, 1, 1), (1, 1, 1, c))
+    x = jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME', feature_group_count=c,
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return x
 
 
 def center_box(config: ml_collections.ConfigDict) -> tuple[int, int]:
@@ -103,7 +132,10 @@ def generator_output(config: ml_collections.ConfigDict, out: jax.Array, image: j
   """
   if config.model.color_offset == 'none':
     return out
-  return jnp.clip(out + color_offset(config, image, mask), -1.0, 1.0)
+  offset = color_offset(config, image, mask)
+  if offset.shape[1] > 1 and offset.shape[1:3] != out.shape[1:3]:
+    offset = crop(offset, *center_box(config))
+  return jnp.clip(out + offset, -1.0, 1.0)
 
 
 def generator_variables(state: Any, config: ml_collections.ConfigDict) -> Variables:

@@ -413,6 +413,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.model.color_offset not in completion.COLOR_OFFSETS:
     raise UserError(f"model.color_offset='{config.model.color_offset}': expected one of "
                     f'{completion.COLOR_OFFSETS}.')
+  if config.model.offset_sigma <= 0:
+    raise UserError(f'model.offset_sigma={config.model.offset_sigma}: expected a positive '
+                    'blur radius in pixels, e.g. 8.')
   if config.model.output == 'center' and config.mask.kind != 'center':
     raise UserError(f"model.output='center' predicts only the center square, but "
                     f"mask.kind='{config.mask.kind}': use model.output='full'.")

@@ -129,10 +129,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bottleneck_dim = 4000
   config.model.output = 'center'  # 'center' (the hole) or 'full' (the image).
   config.model.mask_channel = True
-  # 'none' (the paper): the hole holds data.mean_pixel. 'context_mean': G's
-  # input and output are relative to the mean colour of each image's known
-  # pixels (completion.color_offset), so it need not carry that colour itself.
+  # 'none' (the paper): the hole holds data.mean_pixel. 'context_mean' or
+  # 'smooth': G's input and output are relative to the known pixels' mean
+  # colour, or to their normalised Gaussian blur of σ = offset_sigma pixels
+  # (completion.color_offset), so it need not carry those colours itself.
   config.model.color_offset = 'none'
+  config.model.offset_sigma = 8.0
   config.model.gen_features = 64
   config.model.disc_features = 64
   # GLCIC: side of the local discriminator's patch around the hole (0: half the image).

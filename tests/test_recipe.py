@@ -206,9 +206,10 @@ def test_tiny_model_learns_to_inpaint_held_out_photos(tmp_path):
   assert psnr['context_encoder'] > psnr['mean_fill'] + 2.0, psnr
 
 
-def test_context_mean_offset_makes_completion_follow_a_colour_shift():
+@pytest.mark.parametrize('offset', ['context_mean', 'smooth'])
+def test_colour_offset_makes_completion_follow_a_colour_shift(offset):
   c = small_config()
-  c.model.color_offset = 'context_mean'
+  c.model.color_offset = offset
   gen, _ = models.create_models(c)
   state = train_state.create(c, jax.random.PRNGKey(0))
   image = jax.random.uniform(jax.random.PRNGKey(3), (2, 32, 32, 3), minval=-0.3, maxval=0.3)
@@ -223,9 +224,10 @@ def test_context_mean_offset_makes_completion_follow_a_colour_shift():
   np.testing.assert_allclose(np.asarray(shifted)[hole], (np.asarray(filled) + shift)[hole],
                              atol=1e-5)
   # ...which the hole of G's input holds, as 0.
-  known_mean = np.asarray(image)[~hole].reshape(2, -1, 3).mean(axis=1)
-  np.testing.assert_allclose(completion.color_offset(c, image, mask)[:, 0, 0], known_mean,
-                             atol=1e-6)
+  if offset == 'context_mean':
+    known_mean = np.asarray(image)[~hole].reshape(2, -1, 3).mean(axis=1)
+    np.testing.assert_allclose(completion.color_offset(c, image, mask)[:, 0, 0], known_mean,
+                               atol=1e-6)
   np.testing.assert_array_equal(np.asarray(x_in)[..., :3][hole], 0.0)
   np.testing.assert_array_equal(np.asarray(filled)[~hole], np.asarray(image)[~hole])
   c.model.color_offset = 'none'
@@ -233,9 +235,10 @@ def test_context_mean_offset_makes_completion_follow_a_colour_shift():
   assert not np.allclose(np.asarray(plain)[hole], np.asarray(filled)[hole], atol=1e-3)
 
 
-def test_context_mean_offset_in_training_makes_the_loss_shift_invariant():
+@pytest.mark.parametrize('offset', ['context_mean', 'smooth'])
+def test_colour_offset_in_training_makes_the_loss_shift_invariant(offset):
   c = small_config()
-  c.model.color_offset = 'context_mean'
+  c.model.color_offset = offset
   gen, disc = models.create_models(c)
   state = train_state.create(c, jax.random.PRNGKey(0))
   image = jax.random.uniform(jax.random.PRNGKey(1), (8, 32, 32, 3), minval=-0.3, maxval=0.3)
@@ -248,4 +251,21 @@ def test_context_mean_offset_in_training_makes_the_loss_shift_invariant():
   assert abs(plain[0] - plain[1]) > 1e-3 * plain[0]
   c.model.color_offset = 'mean'
   with pytest.raises(UserError, match="model.color_offset='mean'"):
+    train.validate(c)
+
+
+def test_smooth_offset_carries_the_border_colours_into_the_hole():
+  c = small_config()
+  c.model.color_offset, c.model.offset_sigma = 'smooth', 2.0
+  mask = masks.center(1, (32, 32), hole_size=16, overlap=2, overlap_weight=1.0).mask
+  # Left half red, right half blue: the hole's left side should stay red, its right side blue.
+  image = jnp.zeros((1, 32, 32, 3)).at[:, :, :16, 0].set(1.0).at[:, :, 16:, 2].set(1.0)
+  offset = np.asarray(completion.color_offset(c, image, mask))[0]
+  np.testing.assert_allclose(offset[16, 10], [1.0, 0.0, 0.0], atol=0.02)
+  np.testing.assert_allclose(offset[16, 21], [0.0, 0.0, 1.0], atol=0.02)
+  # A constant image gives that constant everywhere, hole and border included.
+  flat = jnp.full((1, 32, 32, 3), 0.3)
+  np.testing.assert_allclose(completion.color_offset(c, flat, mask), 0.3, atol=1e-5)
+  c.model.offset_sigma = 0.0
+  with pytest.raises(UserError, match='model.offset_sigma=0.0'):
     train.validate(c)
