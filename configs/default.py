@@ -125,7 +125,7 @@ def get_config() -> ml_collections.ConfigDict:
   # (configs/deepfill2.py); the last two need output='full'.
   config.model.family = 'context_encoder'
   config.model.encoder = 'dcgan'  # 'dcgan' or 'alexnet'.
-  config.model.bottleneck = 'conv'  # 'conv' or 'channelwise_fc'.
+  config.model.bottleneck = 'channelwise_fc'  # 'conv' (4000-d) or 'channelwise_fc'.
   config.model.bottleneck_dim = 4000
   config.model.output = 'center'  # 'center' (the hole) or 'full' (the image).
   config.model.mask_channel = True
@@ -133,7 +133,7 @@ def get_config() -> ml_collections.ConfigDict:
   # 'smooth': G's input and output are relative to the known pixels' mean
   # colour, or to their normalised Gaussian blur of σ = offset_sigma pixels
   # (completion.color_offset), so it need not carry those colours itself.
-  config.model.color_offset = 'none'
+  config.model.color_offset = 'smooth'
   config.model.offset_sigma = 8.0
   config.model.gen_features = 64
   config.model.disc_features = 64
@@ -172,13 +172,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Learning rates over training: 'constant', or 'cosine' from the rate down to
   # `final_lr_fraction` of it at train.num_steps (counted in each network's own
   # updates: D, idle in the reconstruction-only phase, ends above the floor).
-  config.optim.lr_schedule = 'constant'
+  config.optim.lr_schedule = 'cosine'
   config.optim.final_lr_fraction = 0.0
 
   config.train = ml_collections.ConfigDict()
   # Global batch over all devices and processes.
   config.train.batch_size = 16
-  config.train.num_steps = 2400
+  config.train.num_steps = 3200
   config.train.log_every = 25
   config.train.eval_every = 400
   config.train.sample_every = 400

@@ -20,6 +20,10 @@ from configs import default
 def get_config() -> ml_collections.ConfigDict:
   """configs/default.py's model and data with the released training recipe."""
   config = default.get_config()
+  config.model.bottleneck = 'conv'
+  config.model.color_offset = 'none'
+  config.optim.lr_schedule = 'constant'
+  config.train.num_steps = 2400
   config.optim.d_lr = 2e-4
   config.optim.g_lr_multiplier = 10.0
   config.optim.b1 = 0.5

@@ -24,7 +24,11 @@ def get_config(family: str = 'context_encoder') -> ml_collections.ConfigDict:
   config.mask.hole_range = (4, 16)
   # The joint phase from the first step, so that every short test runs D and G.
   config.loss.rec_only_steps = 0
+  config.model.bottleneck = 'conv'
   config.model.bottleneck_dim = 32
+  # The paper's input and a constant rate: the recipe tests turn the others on.
+  config.model.color_offset = 'none'
+  config.optim.lr_schedule = 'constant'
   config.model.gen_features = 8
   config.model.disc_features = 8
   config.train.batch_size = 8
