@@ -18,4 +18,6 @@ def get_config() -> ml_collections.ConfigDict:
   config = default.get_config()
   config.mask.kind = 'freeform'
   config.model.output = 'full'
+  # Half the steps on reconstruction alone, then the adversarial term joins.
+  config.loss.rec_only_steps = config.train.num_steps // 2
   return config
