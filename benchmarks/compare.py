@@ -219,7 +219,7 @@ def compare(args: argparse.Namespace, log: Callable[[str], None] = print) -> dic
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--config', default=os.path.join(ROOT, 'configs', 'default.py'),
+  p.add_argument('--config', default=os.path.join(ROOT, 'configs', 'paper.py'),
                  help='JAX config file (model options; size, batch and dtype come from flags)')
   ref.add_run_arguments(p)
   p.add_argument('--image-size', type=int, default=128,

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from ce_jax import models, train_state
-from configs import default
+from configs import default, paper
 
 
 def shapes(config):
@@ -38,7 +38,7 @@ def test_output_shapes(encoder, bottleneck, output):
 
 
 def test_released_generator_has_71m_params():
-  _, _, count = shapes(default.get_config())
+  _, _, count = shapes(paper.get_config())
   # 5 encoder convs + 4×4×512×4000 bottleneck + its transposed twin + 4 up-convs + BatchNorms.
   convs = 16 * (4 * 64 + 64 * 64 + 64 * 128 + 128 * 256 + 256 * 512 + 2 * 512 * 4000 +
                 512 * 256 + 256 * 128 + 128 * 64 + 64 * 3)
