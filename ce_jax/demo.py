@@ -127,7 +127,7 @@ def hole_from_strokes(data_url: str, shape: tuple[int, int]) -> np.ndarray:
       raise ValueError(f'it starts {head[:30]!r}')
     with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as im:
       layer = np.asarray(im.convert('RGBA'))
-  except (ValueError, binascii.Error, OSError) as e:
+  except (ValueError, binascii.Error, OSError, Image.DecompressionBombError) as e:
     raise UserError(f'The strokes sent with Fill are not a PNG data URL ({e}).') from e
   return hole_from_layer(layer, shape)
 

@@ -233,7 +233,7 @@ def test_page_in_a_browser(server, tmp_path):
                    for b in (downloaded, shown))
   assert Image.open(io.BytesIO(downloaded)).format == 'PNG'
   assert result.shape == shown.shape == image.shape
-  assert np.abs(shown.astype(int) - result).mean() < 3  # the JPEG the page shows
+  assert np.abs(shown.astype(int) - result).mean() < 5  # the JPEG the page shows (about 2.4)
   # The hole of the strokes the page sent: only it changed, nearly all of it.
   hole = demo.hole_from_strokes(sent, image.shape[:2])
   np.testing.assert_array_equal(result[~hole], image[~hole])
