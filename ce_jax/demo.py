@@ -264,9 +264,12 @@ function fit() {{  // the canvas: the photo's copy's own pixels, blank
   const img = element.querySelector('img'), c = canvas();
   if (img && c && img.naturalWidth) {{ c.width = img.naturalWidth; c.height = img.naturalHeight; }}
 }}
-function setup() {{
+function mark() {{  // the chosen tool's button
   element.querySelectorAll('[data-tool]').forEach(
       b => b.classList.toggle('active', b.dataset.tool === tool));
+}}
+function setup() {{  // a new photo (the template was rendered again)
+  mark();
   const img = element.querySelector('img');
   if (img) {{ fit(); img.addEventListener('load', fit, {{once: true}}); }}
 }}
@@ -289,7 +292,7 @@ element.addEventListener('click', e => {{
   if (!b) return;
   if (b.dataset.tool === 'clear') {{ fit(); return; }}
   tool = b.dataset.tool;
-  setup();
+  mark();
 }});
 element.addEventListener('pointerdown', e => {{
   if (e.target !== canvas()) return;

@@ -167,9 +167,14 @@ def server(full_workdir, tmp_path):
     log.close()
 
 
-def status_contains(page, text: str, timeout_ms: int = 60_000) -> str:
-  page.wait_for_function('([sel, t]) => document.querySelector(sel).innerText.includes(t)',
-                         arg=[STATUS, text], timeout=timeout_ms)
+def status_contains(page, text: str, timeout_ms: int = 120_000) -> str:
+  from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: PLC0415
+
+  try:
+    page.wait_for_function('([sel, t]) => document.querySelector(sel).innerText.includes(t)',
+                           arg=[STATUS, text], timeout=timeout_ms)
+  except PlaywrightTimeout:
+    pytest.fail(f'the status line never said {text!r}; it says {page.inner_text(STATUS)!r}')
   return page.inner_text(STATUS)
 
 
