@@ -115,7 +115,8 @@ def time_browser(inpainter, description: str, path: str, repeats: int,
     with sync_playwright() as p:
       browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
       page = browser.new_page(viewport={'width': 1280, 'height': 1000})
-      page.on('request', lambda r: marks.setdefault('sent', r.timing['startTime'] / 1000)
+      # Fill's one POST (Gradio's queue/join); its timing is known once it has finished.
+      page.on('requestfinished', lambda r: marks.setdefault('sent', r.timing['startTime'] / 1000)
               if r.method == 'POST' else None)
       page.goto(url)
       page.set_input_files('#upload input[type=file]', path)
