@@ -4,16 +4,19 @@
   python benchmarks/demo_latency.py --workdir=runs/default --browser
 
 Restores and compiles the model as `python -m ce_jax.demo` does, then times
-`demo.respond` (what Fill runs on the server: the hole from the stroke layer,
-the model's fill, OpenCV Telea, three PNGs written) on the astronaut photo
-resized to `--megapixels`, with a brush stroke across the middle (inside the
-square a center-output model fills). With `--browser` it also serves the page
-and times, in headless Chromium, the click on Fill until the page shows the
-result: the editor's export and upload, the server's work and the page update
-(`--screenshot=docs/demo.png` then saves the page after the last fill).
-Median, min and max of `--repeats` fills after one warm-up fill.
+`demo.respond` (what Fill runs on the server: the hole from the page's strokes,
+the model's fill, OpenCV Telea, three JPEGs and a PNG written) on the astronaut
+photo resized to `--megapixels`, with a brush stroke across the middle (inside
+the square a center-output model fills). With `--browser` it also serves the
+page and times, in headless Chromium, the click on Fill until the page shows
+the completion, and each stage of that round trip (`STAGES`: wall-clock marks
+from the page's requests, the start and end of `demo.respond` in this process,
+and the page's state; `--screenshot=docs/demo.png` then saves the page after
+the last fill). Median, min and max of `--repeats` fills after one warm-up fill.
 """
 
+import base64
+import io
 import os
 import statistics
 import sys
@@ -47,13 +50,16 @@ def sample_photo(megapixels: float) -> np.ndarray:
   return np.asarray(Image.fromarray(skimage.data.astronaut()).resize((w, h), Image.LANCZOS))
 
 
-def stroke_layer(shape: tuple[int, int]) -> np.ndarray:
-  """A brush stroke across the middle, as the editor sends it: `[H, W, 4]` uint8."""
-  h, w = shape
+def strokes(shape: tuple[int, int]) -> str:
+  """A brush stroke across the middle, as the page sends it: a PNG data URL of the stroke
+  canvas at the editor's size."""
+  h, w = demo.editor_size(shape)
   layer = Image.new('RGBA', (w, h), (0, 0, 0, 0))
   ImageDraw.Draw(layer).line([(w * 0.4, h * 0.45), (w * 0.5, h * 0.55), (w * 0.6, h * 0.47)],
-                             fill=(255, 0, 255, 153), width=max(1, h // 25))
-  return np.asarray(layer)
+                             fill=(255, 0, 255, 255), width=max(1, h // 25))
+  buffer = io.BytesIO()
+  layer.save(buffer, 'PNG')
+  return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode('ascii')
 
 
 def summary(times: list[float]) -> str:
@@ -62,31 +68,61 @@ def summary(times: list[float]) -> str:
 
 
 def time_server(inpainter, photo: demo.Photo, repeats: int) -> list[float]:
-  layers = [stroke_layer(photo.image.shape[:2])]
-  demo.respond(inpainter, photo, layers)  # warm-up
+  sent = strokes(photo.image.shape[:2])
+  demo.respond(inpainter, photo, sent)  # warm-up
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
-    demo.respond(inpainter, photo, layers)
+    demo.respond(inpainter, photo, sent)
     times.append(time.perf_counter() - t0)
   return times
 
 
-def time_browser(page_app, path: str, repeats: int, screenshot: str | None) -> list[float]:
+# The parts of one fill in the browser, each from the end of the one before.
+STAGES = (('sent', 'click → request sent (the page reads its strokes, starts the request)'),
+          ('start', 'request sent → demo.respond starts (queue, inputs decoded)'),
+          ('end', 'demo.respond (the fill, three JPEGs and a PNG written)'),
+          ('status', 'demo.respond ends → status shown (outputs cached, sent, page updated)'),
+          ('shown', 'status shown → completion image decoded (its download)'))
+
+
+def timed_respond(marks: dict[str, float]):
+  """`demo.respond` that notes the wall-clock time of its start and end in `marks`."""
+  respond = demo.respond
+
+  def wrapper(*args):
+    marks['start'] = time.time()
+    try:
+      return respond(*args)
+    finally:
+      marks['end'] = time.time()
+  return wrapper
+
+
+def time_browser(inpainter, description: str, path: str, repeats: int,
+                 screenshot: str | None) -> list[dict[str, float]]:
+  """Per fill after the first: {stage: seconds} for `STAGES` and 'total' (click → shown)."""
   from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
+  marks = {}
+  demo.respond = timed_respond(marks)  # The page's Fill calls the module's `respond`.
+  page_app = demo.build(inpainter, [], description)
+  page_app.queue(default_concurrency_limit=1)
   _, url, _ = page_app.launch(server_name='127.0.0.1', server_port=None, share=False,
                               quiet=True, prevent_thread_lock=True)
-  times = []
+  fills = []
   try:
     with sync_playwright() as p:
       browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
       page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+      # Fill's one POST (Gradio's queue/join); its timing is known once it has finished.
+      page.on('requestfinished', lambda r: marks.setdefault('sent', r.timing['startTime'] / 1000)
+              if r.method == 'POST' else None)
       page.goto(url)
       page.set_input_files('#upload input[type=file]', path)
       page.wait_for_selector(f'{STATUS} >> text=×')
-      page.get_by_role('button', name='Brush', exact=True).click()
-      box = page.locator('#editor canvas').first.bounding_box()
+      page.wait_for_function('() => document.querySelector("#sketch canvas")?.width > 300')
+      box = page.locator('#sketch canvas').bounding_box()
       x, y = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
       page.mouse.move(x - 40, y)
       page.mouse.down()
@@ -97,28 +133,35 @@ def time_browser(page_app, path: str, repeats: int, screenshot: str | None) -> l
         # One more dab each time, so each fill's status line differs from the last.
         page.mouse.click(x - 40 + 4 * i, y + 15)
         before = page.inner_text(STATUS)
-        t0 = time.perf_counter()
+        marks.clear()
+        marks['click'] = time.time()
         page.click('#fill')
         page.wait_for_function(
             '([sel, b]) => { const s = document.querySelector(sel).innerText;'
             ' return s !== b && (s.includes("Filled") || s.includes("Error")); }',
-            arg=[STATUS, before], timeout=120_000)
+            arg=[STATUS, before], timeout=120_000, polling=5)
+        marks['status'] = time.time()
         page.wait_for_function('() => { const i = document.querySelector("#completion img");'
-                               ' return i && i.complete && i.naturalWidth > 0; }')
-        elapsed = time.perf_counter() - t0
+                               ' return i && i.complete && i.naturalWidth > 0; }', polling=5)
+        marks['shown'] = time.time()
         status = page.inner_text(STATUS)
         if 'Error' in status:
           raise SystemExit(f'the page refused the stroke: {status}')
         if i:  # The first is the warm-up.
-          times.append(elapsed)
-          print(f'  {elapsed:.2f} s; {status}')
+          times, previous = {}, marks['click']
+          for stage, _ in STAGES:
+            times[stage], previous = marks[stage] - previous, marks[stage]
+          times['total'] = marks['shown'] - marks['click']
+          fills.append(times)
+          print(f'  {times["total"]:.2f} s (' +
+                ', '.join(f'{times[s]:.2f}' for s, _ in STAGES) + f'); {status}')
       if screenshot:
         page.wait_for_timeout(2000)  # Gradio's fade-in of the new outputs.
         page.screenshot(path=screenshot, full_page=True)
       browser.close()
   finally:
     page_app.close()
-  return times
+  return fills
 
 
 def main(argv: list[str]) -> None:
@@ -138,10 +181,10 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
       path = os.path.join(tmp, 'astronaut.png')
       Image.fromarray(image).save(path)
-      page_app = demo.build(inpainter, [], description)
-      page_app.queue(default_concurrency_limit=1)
-      print('browser (click Fill → result shown):',
-            summary(time_browser(page_app, path, FLAGS.repeats, FLAGS.screenshot)))
+      fills = time_browser(inpainter, description, path, FLAGS.repeats, FLAGS.screenshot)
+      print('browser (click Fill → result shown):', summary([f['total'] for f in fills]))
+      for stage, what in STAGES:
+        print(f'  {what}:', summary([f[stage] for f in fills]))
   print(f'load average at the end {os.getloadavg()[0]:.1f}')
 
 

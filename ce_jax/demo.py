@@ -5,15 +5,20 @@
 
 prints the page's address (http://127.0.0.1:7860 unless `--port`). Upload a
 photo or pick a bundled one, brush over what to fill (the eraser takes strokes
-back; both tools have a size slider) and press **Fill**: the page shows the
-masked input | the model's completion | OpenCV's Telea inpainting, and offers the
-completion as a PNG. The fill is `ce_jax.inpaint.Inpainter`'s, so every pixel
-outside the strokes is the photo's own, bit for bit. The model is restored and
-compiled once, at start-up. Nothing leaves the machine: no analytics, no share
+back; one slider sizes both) and press **Fill**: the page shows the masked
+input | the model's completion | OpenCV's Telea inpainting (JPEG copies), and
+offers the completion as a PNG. The fill is `ce_jax.inpaint.Inpainter`'s, so
+every pixel of the PNG outside the strokes is the photo's own, bit for bit. The
+brush is a canvas in the page, and Fill sends only its strokes, so a fill costs
+little more than the model's work. The model is restored and compiled once, at
+start-up. Nothing leaves the machine: no analytics, no share
 link, the page is served on localhost only (`--host` to change).
 """
 
+import base64
+import binascii
 import dataclasses
+import io
 import os
 import tempfile
 import time
@@ -32,13 +37,15 @@ os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # Read when Gradio is imported
 
 MAX_PIXELS = 4_000_000  # Larger photos are downscaled to this many pixels, with a note.
 REFUSE_PIXELS = 50_000_000  # Larger ones are refused before they are decoded.
-# The editor brushes on a copy at most this wide and high: the browser exports and uploads
-# its layers on every Fill. Strokes are scaled back to the photo; its pixels stay its own.
+# The page brushes on a copy at most this wide and high, and sends only the strokes (a PNG
+# of that size, mostly transparent) on Fill. They are scaled back to the photo; its pixels
+# stay its own.
 EDITOR_SIDE = 1024
+JPEG_QUALITY = 90  # of the copies shown on the page; the download is a lossless PNG
 # The bundled photos offered on the page: the held-out ones, then two training photos.
 BUNDLED = input_pipeline.EMBEDDED_EVAL + (
     ('skimage', 'data/chelsea.png'), ('matplotlib', 'mpl-data/sample_data/grace_hopper.jpg'))
-BRUSH_COLOUR = ('#ff00ff', 0.6)  # Half-transparent magenta, rarely confused with a photo.
+BRUSH_COLOUR = '#ff00ff'  # Magenta at 60 % opacity, rarely confused with a photo.
 BOX_COLOUR = (255, 215, 0)  # The square a center-output model fills, outlined in gold.
 
 
@@ -108,12 +115,36 @@ def hole_from_layer(layer: np.ndarray | None, shape: tuple[int, int]) -> np.ndar
   return alpha > 0
 
 
+def hole_from_strokes(data_url: str, shape: tuple[int, int]) -> np.ndarray:
+  """The brushed hole `[H, W]` bool of the page's strokes: '' (none) or a PNG data URL of
+  the stroke canvas, `[h, w]` RGBA, transparent where nothing is brushed (`hole_from_layer`).
+  """
+  if not data_url:
+    return np.zeros(shape, bool)
+  head, _, data = data_url.partition(',')
+  try:
+    if head != 'data:image/png;base64':
+      raise ValueError(f'it starts {head[:30]!r}')
+    with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as im:
+      layer = np.asarray(im.convert('RGBA'))
+  except (ValueError, binascii.Error, OSError, Image.DecompressionBombError) as e:
+    raise UserError(f'The strokes sent with Fill are not a PNG data URL ({e}).') from e
+  return hole_from_layer(layer, shape)
+
+
+def editor_size(shape: tuple[int, int]) -> tuple[int, int]:
+  """(height, width) of the copy of a photo of `shape` (H, W) that the page brushes on."""
+  h, w = shape
+  scale = min(1.0, EDITOR_SIDE / max(h, w))
+  return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def editor_background(inpainter: inpaint.Inpainter, image: np.ndarray) -> np.ndarray:
   """The copy of `image` `[H, W, 3]` uint8 to brush on: at most `EDITOR_SIDE` pixels wide and
   high, with the square a center-output model fills outlined."""
   h, w = image.shape[:2]
   scale = min(1.0, EDITOR_SIDE / max(h, w))
-  size = max(1, round(w * scale)), max(1, round(h * scale))
+  size = editor_size((h, w))[::-1]
   shown = Image.fromarray(image)
   if size != (w, h):
     shown = shown.resize(size, Image.BILINEAR)
@@ -148,32 +179,42 @@ def fill(inpainter: inpaint.Inpainter, image: np.ndarray, hole: np.ndarray) -> F
               telea=baselines.telea(image, hole))
 
 
-def save_png(image: np.ndarray, path: str) -> str:
-  """Writes `[H, W, 3]` uint8 RGB as a quickly compressed PNG; returns `path`."""
-  ok, data = cv2.imencode('.png', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                          [cv2.IMWRITE_PNG_COMPRESSION, 1])
+def encode(image: np.ndarray, ext: str) -> bytes:
+  """`[H, W, 3]` uint8 RGB as a quickly compressed PNG (`ext` '.png', lossless) or a JPEG
+  ('.jpg', `JPEG_QUALITY`)."""
+  params = ([cv2.IMWRITE_PNG_COMPRESSION, 1] if ext == '.png' else
+            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+  ok, data = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
   if not ok:
-    raise OSError(f'could not encode {path} as PNG')
+    raise OSError(f'could not encode a {image.shape} image as {ext}')
+  return data.tobytes()
+
+
+def save(image: np.ndarray, path: str) -> str:
+  """Writes `[H, W, 3]` uint8 RGB as `encode` does for `path`'s extension; returns `path`."""
   with open(path, 'wb') as f:
-    f.write(data.tobytes())
+    f.write(encode(image, os.path.splitext(path)[1]))
   return path
 
 
+def data_url(image: np.ndarray) -> str:
+  """`[H, W, 3]` uint8 RGB as a JPEG data URL, for the page to show."""
+  return 'data:image/jpeg;base64,' + base64.b64encode(encode(image, '.jpg')).decode('ascii')
+
+
 def respond(inpainter: inpaint.Inpainter, photo: Photo,
-            layers: list[np.ndarray]) -> tuple[str, str, str, str]:
-  """What Fill does: the editor's stroke layers `[h, w, 4]` uint8 → (masked, completion,
-  Telea) PNG files in a new temporary folder, and a status line. Raises `UserError`."""
+            strokes: str) -> tuple[str, str, str, str, str]:
+  """What Fill does: the page's strokes (`hole_from_strokes`) → (masked, completion, Telea)
+  JPEGs to show, the completion as a PNG, all in a new temporary folder, and a status
+  line. Raises `UserError`."""
   start = time.perf_counter()
-  shape = photo.image.shape[:2]
-  hole = np.zeros(shape, bool)
-  for layer in layers:
-    hole |= hole_from_layer(layer, shape)
+  hole = hole_from_strokes(strokes, photo.image.shape[:2])
   result = fill(inpainter, photo.image, hole)
   folder = tempfile.mkdtemp(prefix='ce_jax_demo_')
-  images = {'masked.png': result.masked, f'{photo.name}_filled.png': result.completion,
-            'telea.png': result.telea}
+  images = {'masked.jpg': result.masked, 'completion.jpg': result.completion,
+            'telea.jpg': result.telea, f'{photo.name}_filled.png': result.completion}
   with futures.ThreadPoolExecutor(len(images)) as pool:  # OpenCV encodes without the GIL.
-    paths = tuple(pool.map(lambda kv: save_png(kv[1], os.path.join(folder, kv[0])),
+    paths = tuple(pool.map(lambda kv: save(kv[1], os.path.join(folder, kv[0])),
                            images.items()))
   status = (f'Filled {int(hole.sum())} pixels ({hole.mean():.1%} of the photo) in '
             f'{time.perf_counter() - start:.2f} s.' + (f' {photo.note}' if photo.note else ''))
@@ -196,6 +237,89 @@ def bundled_photos() -> list[str]:
 # ----------------------------------------------------------------------------
 
 
+# The brush: a canvas over the photo's copy, in the page itself. Fill sends only its strokes.
+SKETCH_HTML = """<div class="tools">
+<button type="button" data-tool="brush" class="active">Brush</button>
+<button type="button" data-tool="eraser">Eraser</button>
+<label>Size <input type="range" class="size" min="1" max="30" value="6"
+  aria-label="Brush size (percent of the longer side)"></label>
+<button type="button" data-tool="clear">Clear strokes</button></div>
+${value ? `<div class="board"><img src="${value}" alt="The photo to brush on" draggable="false">`
+          + `<canvas aria-label="Brush here"></canvas></div>`
+        : '<p class="empty">Upload a photo or pick a bundled one.</p>'}"""
+SKETCH_CSS = f"""
+.tools {{ display: flex; gap: 8px; align-items: center; margin-bottom: 6px; }}
+.tools button {{ padding: 2px 10px; border: 1px solid #999; border-radius: 4px; }}
+.tools button.active {{ background: {BRUSH_COLOUR}; color: white; }}
+.board {{ position: relative; display: inline-block; line-height: 0; }}
+.board img {{ display: block; max-width: 100%; max-height: 70vh; margin: 0; }}
+.board canvas {{ position: absolute; inset: 0; width: 100%; height: 100%; opacity: 0.6;
+  cursor: crosshair; touch-action: none; }}
+.empty {{ padding: 40px; text-align: center; }}
+"""
+SKETCH_JS = f"""
+let tool = 'brush', last = null;
+const canvas = () => element.querySelector('canvas');
+function fit() {{  // the canvas: the photo's copy's own pixels, blank
+  const img = element.querySelector('img'), c = canvas();
+  if (img && c && img.naturalWidth) {{ c.width = img.naturalWidth; c.height = img.naturalHeight; }}
+}}
+function mark() {{  // the chosen tool's button
+  element.querySelectorAll('[data-tool]').forEach(
+      b => b.classList.toggle('active', b.dataset.tool === tool));
+}}
+function setup() {{  // a new photo (the template was rendered again)
+  mark();
+  const img = element.querySelector('img');
+  if (img) {{ fit(); img.addEventListener('load', fit, {{once: true}}); }}
+}}
+function at(e) {{
+  const c = canvas(), r = c.getBoundingClientRect();
+  return [(e.clientX - r.left) * c.width / r.width, (e.clientY - r.top) * c.height / r.height];
+}}
+function paint(from, to) {{
+  const c = canvas(), g = c.getContext('2d');
+  const width = element.querySelector('.size').value / 100 * Math.max(c.width, c.height);
+  g.globalCompositeOperation = tool === 'eraser' ? 'destination-out' : 'source-over';
+  g.strokeStyle = g.fillStyle = '{BRUSH_COLOUR}';
+  g.lineWidth = width;
+  g.lineCap = g.lineJoin = 'round';
+  g.beginPath(); g.moveTo(...from); g.lineTo(...to); g.stroke();
+  g.beginPath(); g.arc(...to, width / 2, 0, 2 * Math.PI); g.fill();
+}}
+element.addEventListener('click', e => {{
+  const b = e.target.closest('[data-tool]');
+  if (!b) return;
+  if (b.dataset.tool === 'clear') {{ fit(); return; }}
+  tool = b.dataset.tool;
+  mark();
+}});
+element.addEventListener('pointerdown', e => {{
+  if (e.target !== canvas()) return;
+  e.preventDefault();
+  e.target.setPointerCapture(e.pointerId);
+  last = at(e);
+  paint(last, last);
+}});
+element.addEventListener('pointermove', e => {{
+  if (last === null) return;
+  const p = at(e);
+  paint(last, p);
+  last = p;
+}});
+for (const t of ['pointerup', 'pointercancel']) {{
+  element.addEventListener(t, () => {{ last = null; }});
+}}
+watch('value', setup);
+setup();
+"""
+# What Fill sends instead of the sketch: its strokes as a PNG data URL ('' with no photo).
+STROKES_JS = """(strokes, photo) => {
+  const c = document.querySelector('#sketch canvas');
+  return [c ? c.toDataURL('image/png') : '', photo];
+}"""
+
+
 def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
   """The page, a `gradio.Blocks` (not yet launched)."""
   import gradio as gr  # noqa: PLC0415 (optional dependency: the demo extra)
@@ -206,56 +330,51 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
 
   def load(path):
     if path is None:
-      return None, None, ''
+      return None, '', ''
     try:
       photo = read_photo(path)
     except UserError as e:
-      return None, None, f'**Error:** {e}'
-    shown = editor_background(inpainter, photo.image)
+      return None, '', f'**Error:** {e}'
     h, w = photo.image.shape[:2]
     status = f'{w}×{h}. {how}' + (f' {photo.note}' if photo.note else '')
-    return photo, {'background': shown, 'layers': [], 'composite': None}, status
+    return photo, data_url(editor_background(inpainter, photo.image)), status
 
-  def on_fill(editor, photo):
+  def on_fill(strokes, photo):
     blank = (None, None, None, gr.DownloadButton(value=None, interactive=False))
     if photo is None:
       return (*blank, '**Error:** upload a photo or pick one of the bundled photos first.')
     try:
-      masked, completion, telea, status = respond(inpainter, photo,
-                                                  (editor or {}).get('layers') or [])
+      *shown, png, status = respond(inpainter, photo, strokes or '')
     except UserError as e:
       return (*blank, f'**Error:** {e}')
-    return (masked, completion, telea, gr.DownloadButton(value=completion, interactive=True),
-            status)
+    return (*shown, gr.DownloadButton(value=png, interactive=True), status)
 
   with gr.Blocks(title='ce_jax inpainting') as page:
     gr.Markdown(f'## Context Encoder inpainting\n{description}\n\n'
                 'Upload a photo or pick a bundled one, brush over what to fill (the eraser '
-                'takes strokes back; click a tool again for its size), then press **Fill**.')
+                'takes strokes back; the slider sets the size of both), then press **Fill**.')
     photo = gr.State(None)
+    strokes = gr.Textbox(visible=False)
     with gr.Row():
       upload = gr.File(label='Photo (JPEG, PNG, BMP, WebP)', type='filepath',
                        elem_id='upload', scale=1)
       with gr.Column(scale=3):
-        editor = gr.ImageEditor(
-            label='Brush the mask', sources=(), type='numpy', image_mode='RGBA',
-            format='png', layers=False, transforms=(), elem_id='editor',
-            brush=gr.Brush(colors=[BRUSH_COLOUR], color_mode='fixed'),
-            eraser=gr.Eraser(), buttons=[])
+        sketch = gr.HTML('', html_template=SKETCH_HTML, css_template=SKETCH_CSS,
+                         js_on_load=SKETCH_JS, elem_id='sketch', label='Brush the mask')
         button = gr.Button('Fill', variant='primary', elem_id='fill')
     status = gr.Markdown(elem_id='status')
     gr.Examples(examples=[[p] for p in examples], inputs=[upload], label='Bundled photos')
-    with gr.Row():
-      masked = gr.Image(label='Masked', type='filepath', interactive=False,
-                        elem_id='masked', buttons=['download', 'fullscreen'])
-      completion = gr.Image(label='Completion', type='filepath', interactive=False,
-                            elem_id='completion', buttons=['download', 'fullscreen'])
-      telea = gr.Image(label='OpenCV Telea', type='filepath', interactive=False,
-                       elem_id='telea', buttons=['download', 'fullscreen'])
+    with gr.Row():  # JPEG copies to look at; the download button gives the lossless PNG.
+      masked, completion, telea = (
+          gr.Image(label=label, type='filepath', format='jpeg', interactive=False,
+                   elem_id=name, buttons=['fullscreen'])
+          for name, label in (('masked', 'Masked'), ('completion', 'Completion'),
+                              ('telea', 'OpenCV Telea')))
     download = gr.DownloadButton('Download the completion (PNG)', interactive=False,
                                  elem_id='download')
-    upload.change(load, [upload], [photo, editor, status])
-    button.click(on_fill, [editor, photo], [masked, completion, telea, download, status])
+    upload.change(load, [upload], [photo, sketch, status])
+    button.click(on_fill, [strokes, photo], [masked, completion, telea, download, status],
+                 js=STROKES_JS)
   return page
 
 

@@ -1,5 +1,6 @@
 """ce_jax.demo: its fill and checks, and the page itself driven in headless Chromium."""
 
+import base64
 import io
 import os
 import socket
@@ -99,6 +100,24 @@ def test_hole_from_the_stroke_layer():
   assert not demo.hole_from_layer(None, (20, 30)).any()
 
 
+def test_hole_from_the_strokes_the_page_sends():
+  layer = np.zeros((10, 15, 4), np.uint8)
+  layer[2:5, 3:9] = (255, 0, 255, 255)
+  layer[7, 1] = (255, 0, 255, 3)  # an anti-aliased edge
+  buffer = io.BytesIO()
+  Image.fromarray(layer).save(buffer, 'PNG')
+  sent = 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode('ascii')
+  hole = demo.hole_from_strokes(sent, (20, 30))  # the photo is twice the editor's copy
+  expected = np.zeros((20, 30), bool)
+  expected[4:10, 6:18] = expected[14:16, 2:4] = True
+  np.testing.assert_array_equal(hole, expected)
+  assert not demo.hole_from_strokes('', (20, 30)).any()
+  for bad in ('data:image/jpeg;base64,AAAA', 'data:image/png;base64,@@@',
+              'data:image/png;base64,' + base64.b64encode(b'not a png').decode('ascii')):
+    with pytest.raises(UserError, match='The strokes sent with Fill are not a PNG data URL'):
+      demo.hole_from_strokes(bad, (20, 30))
+
+
 def test_uploads_that_are_not_photos_or_too_large(tmp_path):
   text = tmp_path / 'notes.png'
   text.write_text('not an image')
@@ -148,9 +167,14 @@ def server(full_workdir, tmp_path):
     log.close()
 
 
-def status_contains(page, text: str, timeout_ms: int = 60_000) -> str:
-  page.wait_for_function('([sel, t]) => document.querySelector(sel).innerText.includes(t)',
-                         arg=[STATUS, text], timeout=timeout_ms)
+def status_contains(page, text: str, timeout_ms: int = 120_000) -> str:
+  from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: PLC0415
+
+  try:
+    page.wait_for_function('([sel, t]) => document.querySelector(sel).innerText.includes(t)',
+                           arg=[STATUS, text], timeout=timeout_ms)
+  except PlaywrightTimeout:
+    pytest.fail(f'the status line never said {text!r}; it says {page.inner_text(STATUS)!r}')
   return page.inner_text(STATUS)
 
 
@@ -176,40 +200,52 @@ def test_page_in_a_browser(server, tmp_path):
     page.click('#fill')
     assert 'The mask is empty' in status_contains(page, 'Error')
 
-    # One horizontal stroke through the middle of the photo, which the editor centres.
-    page.get_by_role('button', name='Brush', exact=True).click()
-    box = page.locator('#editor canvas').first.bounding_box()
-    x, y = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
+    # The page shows the 300×200 photo at its own size: a page pixel is a photo pixel.
+    page.wait_for_function('() => document.querySelector("#sketch canvas")?.width === 300')
+    canvas = page.locator('#sketch canvas')
+    box = canvas.bounding_box()
+    assert (box['width'], box['height']) == (300, 200)
+    x, y = box['x'] + 150, box['y'] + 100  # the photo's centre
+    # A brush 30 pixels wide (10 % of the longer side) along row 100, columns 90 to 210 …
+    page.locator('#sketch .size').fill('10')
     page.mouse.move(x - 60, y)
     page.mouse.down()
     for dx in range(-60, 61, 5):
       page.mouse.move(x + dx, y)
     page.mouse.up()
+    # … and an eraser 60 pixels wide that takes back the stroke's right end (column 180 on).
+    page.get_by_role('button', name='Eraser', exact=True).click()
+    page.locator('#sketch .size').fill('20')
+    page.mouse.click(x + 60, y)
+    sent = canvas.evaluate('c => c.toDataURL("image/png")')  # what Fill sends
     page.click('#fill')
     status_contains(page, 'Filled')
 
-    shown, masked = (page.request.get(page.locator(f'#{name} img').get_attribute('src')).body()
-                     for name in ('completion', 'masked'))
+    shown = page.request.get(page.locator('#completion img').get_attribute('src')).body()
     with page.expect_download() as download:
       page.click('#download')
     downloaded = download.value.path().read_bytes()
+
+    page.get_by_role('button', name='Clear strokes', exact=True).click()
+    page.click('#fill')
+    assert 'The mask is empty' in status_contains(page, 'Error')
 
     page.get_by_text('coffee.png', exact=True).click()  # a bundled photo, 600×400
     status_contains(page, '600×400. This full-output model')
     browser.close()
 
-  assert downloaded == shown
-  result, masked = (np.asarray(Image.open(io.BytesIO(b)).convert('RGB'))
-                    for b in (downloaded, masked))
-  assert result.shape == masked.shape == image.shape
-  # The hole as the page shows it (the mean pixel in "Masked"): only it changed, nearly all of it.
-  hole = (masked == np.round(test_inpaint.full_config().data.mean_pixel)).all(-1)
+  result, shown = (np.asarray(Image.open(io.BytesIO(b)).convert('RGB'))
+                   for b in (downloaded, shown))
+  assert Image.open(io.BytesIO(downloaded)).format == 'PNG'
+  assert result.shape == shown.shape == image.shape
+  assert np.abs(shown.astype(int) - result).mean() < 5  # the JPEG the page shows (about 2.4)
+  # The hole of the strokes the page sent: only it changed, nearly all of it.
+  hole = demo.hole_from_strokes(sent, image.shape[:2])
   np.testing.assert_array_equal(result[~hole], image[~hole])
   assert (result[hole] != image[hole]).any(-1).mean() > 0.9
   changed = (result != image).any(-1)
-  # The stroke runs along row 100 from about column 110 to 190 (the editor shows the photo
-  # centred, zoomed to fit), with the editor's default brush radius of about 25 pixels.
-  assert changed[100, 110:190].mean() > 0.9 and changed[85:115, 150].mean() > 0.9
+  assert changed[100, 80:175].mean() > 0.9 and changed[88:113, 120].mean() > 0.9
+  assert not changed[:, 186:].any()  # erased (the eraser reaches column 184 at rows 85, 115)
   outside = np.ones_like(changed)
-  outside[65:135, 75:225] = False
+  outside[80:121, 70:186] = False
   np.testing.assert_array_equal(result[outside], image[outside])
