@@ -34,12 +34,19 @@ def test_a_config_saved_before_a_field_existed_gets_its_old_behaviour(tmp_path):
   config = default.get_config()
   run_config.save(config, tmp_path)
   saved = json.loads((tmp_path / 'config.json').read_text())
-  del saved['optim']['lr_schedule'], saved['optim']['final_lr_fraction']
+  for field in run_config.ADDED:
+    section, name = field.split('.')
+    del saved[section][name]
   (tmp_path / 'config.json').write_text(json.dumps(saved))
   loaded = run_config.load(tmp_path)
-  assert loaded.optim.lr_schedule == 'constant' and loaded.optim.final_lr_fraction == 0.0
-  assert run_config.differences(config, loaded) == {}
-  run_config.check_resume(str(tmp_path), config, resuming=True)  # no refusal
+  # The run saved before: the current default with the added fields at their old values.
+  old = default.get_config()
+  for field, value in run_config.ADDED.items():
+    section, name = field.split('.')
+    assert loaded[section][name] == value
+    old[section][name] = value
+  assert run_config.differences(old, loaded) == {}
+  run_config.check_resume(str(tmp_path), old, resuming=True)  # no refusal
 
 
 def test_resume_refuses_a_change_to_the_model_or_its_data(tmp_path):
