@@ -10,9 +10,10 @@ Trains `configs/freeform.py` (the Context Encoder with full-image output),
 alone for a tenth of that, as in its paper), into `<out>/<family>`; a workdir
 that finished is not retrained. Then restores each one's inference weights,
 completes the same held-out crops under the same free-form eval masks, and
-prints one Markdown table: hole and image PSNR, SSIM, L1 and LPIPS of every
+prints one Markdown table: hole PSNR, SSIM, L1 and LPIPS and image PSNR and LPIPS of every
 family and of OpenCV Telea, Navier–Stokes and the mean-pixel fill, with each
-family's parameter counts and training wall time. `--grid` writes rows of
+family's parameter count (each training's wall time is printed above it;
+`benchmarks/train_step.py` measures step speeds). `--grid` writes rows of
 masked | Context Encoder | GLCIC | DeepFill v2 | Telea | original.
 """
 
@@ -71,6 +72,9 @@ def main() -> None:
   parser.add_argument('--steps', type=int, default=1200, help='Training steps of every family.')
   parser.add_argument('--grid', default='', help='PNG of masked | families | Telea | original.')
   parser.add_argument('--num_samples', type=int, default=6, help='Rows of the grid.')
+  parser.add_argument('--checkpoint', default='latest',
+                      help="Which checkpoint of each run to score: 'latest' or a step (e.g. "
+                           'half of --steps, to compare the reconstruction phase alone).')
   parser.add_argument('overrides', nargs='*', help='More --config.* overrides for every run.')
   args = parser.parse_args()
   names = args.families.split(',')
@@ -83,7 +87,7 @@ def main() -> None:
   lpips_params = perceptual.load('alexnet')
   scores, done, params, examples = {}, {}, {}, None
   for name in names:
-    generator = trained.load(None, os.path.join(args.out, name), 'latest')
+    generator = trained.load(None, os.path.join(args.out, name), args.checkpoint)
     examples = evaluate.eval_examples(generator.config) if examples is None else examples
     out = evaluate.complete_all(generator.variables, generator.config, examples)
     if 'mask' in done and not np.array_equal(done['mask'], out['mask']):
@@ -99,9 +103,9 @@ def main() -> None:
   first = scores[names[0]]
   print(f'\n{first["num_images"]} held-out crops, free-form masks covering '
         f'{100 * first["mean_hole_fraction"]:.1f} % of the image on average; '
-        f'{args.steps} steps each.\n')
-  print('| method | G params | training (min) | ' + ' | '.join(c[1] for c in COLUMNS) + ' |')
-  print('| --- | ---: | ---: |' + ' ---: |' * len(COLUMNS))
+        f'checkpoint {args.checkpoint} of {args.steps} steps each.\n')
+  print('| method | G params | ' + ' | '.join(c[1] for c in COLUMNS) + ' |')
+  print('| --- | ---: |' + ' ---: |' * len(COLUMNS))
 
   def row(label, values, extra):
     cells = [f'{values[k] * scale:.{digits}f}' for k, _, scale, digits in COLUMNS]
@@ -109,9 +113,9 @@ def main() -> None:
 
   for name in names:
     row(FAMILIES[name][1], scores[name]['methods'][evaluate.MODEL],
-        f'{params[name] / 1e6:.2f}M | {walls[name] / 60:.1f}')
+        f'{params[name] / 1e6:.2f}M')
   for key in BASELINES:
-    row(evaluate.LABELS[key], first['methods'][key], '— | —')
+    row(evaluate.LABELS[key], first['methods'][key], '—')
   if args.grid:
     grid = evaluate.sample_grid(done, args.num_samples,
                                 cols=('masked', *names, 'telea', 'image'))
