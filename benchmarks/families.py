@@ -92,8 +92,8 @@ def main() -> None:
     out = evaluate.complete_all(generator.variables, generator.config, examples)
     if 'mask' in done and not np.array_equal(done['mask'], out['mask']):
       raise SystemExit(f'{name}: its eval masks differ from the others; same mask.* expected.')
-    done.update(out)
-    done[name] = done.pop(evaluate.MODEL)
+    done.update({k: v for k, v in out.items() if k != evaluate.MODEL})
+    done[name] = out[evaluate.MODEL]
     scores[name] = evaluate.summarise(evaluate.score(out, lpips_params=lpips_params),
                                       by_area=False)
     params[name] = models.param_count(generator.variables['params'])
