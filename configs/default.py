@@ -15,13 +15,14 @@ lever (README, "Results"), instead:
   (`model.color_offset='smooth'`: the known pixels' normalised Gaussian blur,
   σ = 8 px, subtracted from G's input and added to its output), so that G
   adds structure to the right colours instead of carrying them through its
-  4×4 bottleneck (+2.5 dB over no offset, +1.4 dB over the mean colour);
+  4×4 bottleneck (+2.2 dB over no offset, +1.7 dB over the mean colour);
 - trains G on L2 alone, at D's learning rate (2e-4, not 10×) on a cosine
-  schedule, with the overlap band weighted like the hole (1×, not 10×). At
-  this scale the adversarial term cost 0.3–0.6 dB of hole PSNR and, after its
-  first 400 steps, hole LPIPS too; GLCIC's schedule (`loss.rec_only_steps`,
-  `loss.d_only_steps`) brings it in after the L2 steps when asked, e.g.
-  `--config.loss.rec_only_steps=2000`;
+  schedule, with the overlap band weighted like the hole (1×, not 10×),
+  for 2,000 steps (past ~1,600 the held-out PSNR falls as G fits its 16
+  photos). At this scale the adversarial term cost 0.3–0.6 dB of hole PSNR
+  and, after its first 400 steps, gave back its LPIPS gain; GLCIC's schedule
+  (`loss.rec_only_steps`, `loss.d_only_steps`) brings it in after the L2
+  steps when asked, e.g. `--config.loss.rec_only_steps=1000`;
 - keeps an EMA of G's weights and BatchNorm statistics (0.999), which eval,
   samples, `best`, evaluate and inpaint use (+2.6 dB over the live weights;
   each eval batch's own BatchNorm statistics lose 6 dB:
@@ -34,7 +35,12 @@ Run:
 
   python -m ce_jax.main --config=configs/default.py --workdir=runs/default
 
-MEASURED
+Measured on a 2-core AMD EPYC VM: 18 min 50 s while sharing the CPU with two
+other trainings and the test suite (alone the L2 step runs at 5 steps/s, some
+8 minutes), 2.4 GB peak memory. Held-out hole PSNR at steps 400, 800, …,
+2,000: 24.1, 24.3, 24.4, 24.2, 24.0 dB (mean-pixel fill 12.0, OpenCV Telea
+24.5 dB on these crops); 18.9 dB against Telea's 18.7 dB on 15 photos from
+another source; 23.5 dB with a hole covering the whole 64×64 square.
 """
 
 import ml_collections
