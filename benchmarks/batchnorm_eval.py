@@ -25,12 +25,13 @@ def hole_psnr(gen, variables, config, examples, batch_stats: bool) -> float:
 
   def forward(variables, image, key):
     m = masks.from_config(config.mask, key, {'image': image})
-    x_in = completion.generator_input(config, image, m.mask)
+    offset = completion.color_offset(config, image, m.mask)
+    x_in = completion.generator_input(config, image, m.mask, offset)
     if batch_stats:
       out, _ = gen.apply(variables, x_in, train=True, mutable=['batch_stats'])
     else:
       out = gen.apply(variables, x_in, train=False)
-    out = completion.generator_output(config, out, image, m.mask)
+    out = completion.generator_output(config, out, offset)
     filled = completion.composite(image, completion.full_prediction(config, out), m.mask)
     return metrics.hole_psnr(metrics.to_unit(filled), metrics.to_unit(image), m.mask)
 

@@ -137,7 +137,8 @@ def build_inference(config: ml_collections.ConfigDict, batch_size: int) -> Bench
   variables = {'params': state.g_params, 'batch_stats': state.g_batch_stats}
   batch = random_batch(config, batch_size)
   m = masks.from_config(config.mask, jax.random.key(1), batch)
-  x_in = completion.generator_input(config, batch['image'], m.mask)
+  x_in = completion.generator_input(config, batch['image'], m.mask,
+                                    completion.color_offset(config, batch['image'], m.mask))
   infer = jax.jit(lambda v, x: gen.apply(v, x, train=False), in_shardings=(repl, data),
                   out_shardings=data)
   return _compile(infer, (variables, x_in), carry_state=False)

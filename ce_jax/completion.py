@@ -113,29 +113,28 @@ def composite(image: jax.Array, prediction: jax.Array, mask: jax.Array) -> jax.A
   return mask * prediction + (1.0 - mask) * image
 
 
-def generator_input(config: ml_collections.ConfigDict, image: jax.Array,
-                    mask: jax.Array) -> jax.Array:
+def generator_input(config: ml_collections.ConfigDict, image: jax.Array, mask: jax.Array,
+                    offset: jax.Array) -> jax.Array:
   """`[B, H, W, 3]` image and `[B, H, W, 1]` mask → G's `[B, H, W, 4]` (or 3) input.
 
   The hole holds the mean pixel (`model.color_offset='none'`) or, relative to
-  the known pixels' mean colour, 0 ('context_mean').
+  `offset` (`color_offset` of the same image and mask), 0.
   """
   if config.model.color_offset == 'none':
     return models.generator_input(image, mask, fill_value(config), config.model.mask_channel)
-  return models.generator_input(image - color_offset(config, image, mask), mask,
-                                jnp.zeros(3, jnp.float32), config.model.mask_channel)
+  return models.generator_input(image - offset, mask, jnp.zeros(3, jnp.float32),
+                                config.model.mask_channel)
 
 
-def generator_output(config: ml_collections.ConfigDict, out: jax.Array, image: jax.Array,
-                     mask: jax.Array) -> jax.Array:
+def generator_output(config: ml_collections.ConfigDict, out: jax.Array,
+                     offset: jax.Array) -> jax.Array:
   """G's raw output (`[B, S, S, 3]`, the center square or the whole image) in image colours.
 
-  The identity under `model.color_offset='none'`; else the offset added back
-  and the result clipped to [-1, 1].
+  The identity under `model.color_offset='none'`; else `offset` (the one
+  `generator_input` took) added back and the result clipped to [-1, 1].
   """
   if config.model.color_offset == 'none':
     return out
-  offset = color_offset(config, image, mask)
   if offset.shape[1] > 1 and offset.shape[1:3] != out.shape[1:3]:
     offset = crop(offset, *center_box(config))
   return jnp.clip(out + offset, -1.0, 1.0)
@@ -166,6 +165,7 @@ def complete(gen: nn.Module, variables: Variables, image: jax.Array, mask: jax.A
     (completion `[B, H, W, 3]` in [-1, 1], known pixels exactly `image`'s;
     the generator's input `[B, H, W, 4]` or `[B, H, W, 3]`).
   """
-  x_in = generator_input(config, image, mask)
-  out = generator_output(config, gen.apply(variables, x_in, train=False), image, mask)
+  offset = color_offset(config, image, mask)
+  x_in = generator_input(config, image, mask, offset)
+  out = generator_output(config, gen.apply(variables, x_in, train=False), offset)
   return composite(image, full_prediction(config, out), mask), x_in

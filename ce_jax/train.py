@@ -159,14 +159,15 @@ def train_step(state: GANState, batch: dict[str, jax.Array],
   key = jax.random.fold_in(state.rng, state.step)
   image = batch['image']
   m = masks.from_config(config.mask, key, batch, training=True)
-  x_in = completion.generator_input(config, image, m.mask)
+  offset = completion.color_offset(config, image, m.mask)
+  x_in = completion.generator_input(config, image, m.mask, offset)
 
   def g_forward(params):
     # Sown 'intermediates' (DeepFill v2's coarse image) are outputs too: they get L_rec.
     variables = {'params': params, 'batch_stats': state.g_batch_stats}
     out, upd = gen.apply(variables, x_in, train=True, mutable=['batch_stats', 'intermediates'])
     out, stages = jax.tree.map(
-        lambda y: completion.generator_output(config, y, image, m.mask),
+        lambda y: completion.generator_output(config, y, offset),
         (out, upd.get('intermediates', {})))
     return (out, stages), {'batch_stats': upd.get('batch_stats', {})}
 
