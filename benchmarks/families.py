@@ -19,9 +19,7 @@ masked | Context Encoder | GLCIC | DeepFill v2 | Telea | original.
 
 import argparse
 import os
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -29,6 +27,7 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from benchmarks import recipe  # noqa: E402
 from ce_jax import cli, evaluate, models, perceptual, trained, visualize  # noqa: E402
 
 FAMILIES = {'context_encoder': ('configs/freeform.py', 'Context Encoder'),
@@ -52,17 +51,8 @@ def schedule(family: str, steps: int) -> list[str]:
 
 def train(family: str, workdir: str, steps: int, extra: list[str]) -> float:
   """Trains one family unless `workdir` finished before; its wall time in seconds."""
-  done = os.path.join(workdir, 'wall_seconds.txt')
-  if not os.path.exists(done):
-    cmd = [sys.executable, '-m', 'ce_jax.main', f'--config={FAMILIES[family][0]}',
-           f'--workdir={workdir}', *schedule(family, steps), *extra]
-    print('$', ' '.join(cmd), flush=True)
-    start = time.time()
-    subprocess.run(cmd, check=True)
-    with open(done, 'w') as f:
-      f.write(f'{time.time() - start:.0f}\n')
-  with open(done) as f:
-    return float(f.read())
+  return recipe.train_once([f'--config={FAMILIES[family][0]}', *schedule(family, steps), *extra],
+                           workdir)
 
 
 def main() -> None:

@@ -70,6 +70,18 @@ def run(cmd: list[str]) -> float:
   return time.time() - start
 
 
+def train_once(overrides: list[str], workdir: str) -> float:
+  """Runs `ce_jax.main` with `overrides` into `workdir` unless it finished before (its
+  `wall_seconds.txt`); returns the training's wall time in seconds."""
+  done = os.path.join(workdir, 'wall_seconds.txt')
+  if not os.path.exists(done):
+    wall = run([sys.executable, '-m', 'ce_jax.main', *overrides, f'--workdir={workdir}'])
+    with open(done, 'w') as f:
+      f.write(f'{wall:.0f}\n')
+  with open(done) as f:
+    return float(f.read())
+
+
 def eval_curve(workdir: str) -> dict[int, float]:
   """{step: eval_hole_psnr} from the workdir's TensorBoard events."""
   out = {}
@@ -130,13 +142,7 @@ def main() -> None:
   for name in names:
     variant = VARIANTS[name] + list(args.overrides)
     workdir = os.path.join(args.out, name)
-    done = os.path.join(workdir, 'wall_seconds.txt')
-    if not os.path.exists(done):
-      wall = run([sys.executable, '-m', 'ce_jax.main', *variant, f'--workdir={workdir}'])
-      with open(done, 'w') as f:
-        f.write(f'{wall:.0f}\n')
-    with open(done) as f:
-      walls[name] = float(f.read())
+    walls[name] = train_once(variant, workdir)
     curves[name] = eval_curve(workdir)
     for i, (label, extra) in enumerate(evals.items()):
       results[label][name] = evaluate(variant, workdir, os.path.join(workdir, f'eval{i}'), extra)
