@@ -111,20 +111,24 @@ def complete_all(variables: completion.Variables, config: ml_collections.ConfigD
   return done
 
 
-def precompile(config: ml_collections.ConfigDict,
-               lpips_params: perceptual.Params | None = None) -> None:
+def prepare(config: ml_collections.ConfigDict, lpips: bool) -> perceptual.Params | None:
   """Compiles `score`'s metrics for the config's eval chunks ahead of their use.
 
-  Meant for a background thread while the eval data load and the model
-  completes them; `score` then finds the compiled programs in jit's cache.
+  With `lpips`, also loads the AlexNet LPIPS params, compiles LPIPS and
+  returns the params (else None). Meant for a background thread while the
+  eval data load and the model completes them; `score` then finds the
+  compiled programs in jit's cache.
   """
   side, num = config.data.image_size, min(SCORE_BATCH, config.data.num_eval_examples)
   images = jax.ShapeDtypeStruct((num, side, side, 3), jnp.float32)
   mask = jax.ShapeDtypeStruct((num, side, side, 1), jnp.float32)
   _metrics_fn.lower(images, images, mask).compile()
-  if lpips_params is not None:
-    preds = jax.ShapeDtypeStruct((len(LABELS), *images.shape), jnp.float32)
-    _lpips_fn.lower(lpips_params, preds, images, mask).compile()
+  if not lpips:
+    return None
+  lpips_params = perceptual.load('alexnet')
+  preds = jax.ShapeDtypeStruct((len(LABELS), *images.shape), jnp.float32)
+  _lpips_fn.lower(lpips_params, preds, images, mask).compile()
+  return lpips_params
 
 
 def score(done: dict[str, np.ndarray], batch_size: int = SCORE_BATCH,
@@ -236,15 +240,16 @@ def run(config: ml_collections.ConfigDict | None, workdir: str | None,
   `fid_weights` names an Inception-v3 weights file.
   """
   # Weights first: a missing file fails before the work.
-  lpips_params = perceptual.load('alexnet') if lpips else None
+  if lpips:
+    perceptual.existing_weights_file('alexnet')
   inception = fid.load(fid_weights) if fid_weights else None
   generator = trained.load(config, workdir, checkpoint)
   config, step, path = generator.config, generator.step, generator.path
   train.validate(config)
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    compiled = pool.submit(precompile, config, lpips_params)
+    prepared = pool.submit(prepare, config, lpips)
     done = complete_all(generator.variables, config, eval_examples(config))
-    compiled.result()
+    lpips_params = prepared.result()
   per_image = score(done, lpips_params=lpips_params)
   summary = {'step': step, 'checkpoint': path, 'mask_kind': config.mask.kind,
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,

