@@ -12,7 +12,8 @@ import optax
 
 from ce_jax import perceptual
 
-RECONSTRUCTION = ('l2', 'l1')
+RECONSTRUCTION = ('l2', 'l1', 'log_l2')
+LOG_L2_EPS = 1e-4
 GAN = ('bce', 'hinge')
 
 
@@ -24,11 +25,16 @@ def reconstruction_loss(*, target: jax.Array, prediction: jax.Array, weight: jax
   0 outside the hole and its band, so the gradient vanishes there. Dividing by
   the total weight makes the value independent of batch size and hole size.
 
+  'log_l2' is the batch mean of log(each image's weighted L2 + ε), ε =
+  `LOG_L2_EPS`: minimising it maximises the mean of per-image PSNRs, so an
+  image whose fill is already close (a flat sky) counts as much as a hard
+  one, where plain L2 lets the hard images' large errors drown its small ones.
+
   Args:
     target: `[B, H, W, C]` float32 in [-1, 1].
     prediction: `[B, H, W, C]` float32 in [-1, 1].
     weight: `[B, H, W, 1]` float32 ≥ 0.
-    kind: 'l2' (the Context Encoder's) or 'l1' (GLCIC's MSE is 'l2'; DeepFill's is 'l1').
+    kind: 'l2' (the Context Encoder's; GLCIC's MSE), 'l1' (DeepFill's) or 'log_l2'.
   Returns:
     Scalar float32.
   """
@@ -36,7 +42,11 @@ def reconstruction_loss(*, target: jax.Array, prediction: jax.Array, weight: jax
     raise ValueError(f'kind={kind!r}: expected one of {RECONSTRUCTION}.')
   channels = target.shape[-1]
   diff = target.astype(jnp.float32) - prediction.astype(jnp.float32)
-  err = jnp.square(diff) if kind == 'l2' else jnp.abs(diff)
+  err = jnp.abs(diff) if kind == 'l1' else jnp.square(diff)
+  if kind == 'log_l2':
+    per_image = jnp.sum(weight * err, axis=(1, 2, 3)) / jnp.maximum(
+        jnp.sum(weight, axis=(1, 2, 3)) * channels, 1e-8)
+    return jnp.mean(jnp.log(per_image + LOG_L2_EPS))
   total = jnp.sum(weight) * channels
   return jnp.sum(weight * err) / jnp.maximum(total, 1e-8)
 

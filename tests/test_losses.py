@@ -145,6 +145,32 @@ class FamilyLossTest(chex.TestCase, parameterized.TestCase):
     expected = (w64 * np.abs(t.astype(np.float64) - p)).sum() / (w64.sum() * 3)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_log_l2_matches_numpy(self):
+    rng = np.random.default_rng(3)
+    t, p = (rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32) for _ in range(2))
+    w = masks.center(3, (8, 8), hole_size=4, overlap=1, overlap_weight=10.0).weight
+    fn = self.variant(losses.reconstruction_loss, static_argnames=('kind',))
+    got = fn(target=t, prediction=p, weight=w, kind='log_l2')
+    w64 = np.asarray(w, np.float64)
+    per_image = ((w64 * (t.astype(np.float64) - p) ** 2).sum(axis=(1, 2, 3))
+                 / (w64.sum(axis=(1, 2, 3)) * 3))
+    np.testing.assert_allclose(got, np.mean(np.log(per_image + losses.LOG_L2_EPS)), rtol=1e-5)
+
+  def test_log_l2_weighs_each_image_by_its_own_error(self):
+    # Two images, errors 0.01 and 0.5: plain L2's gradient follows the large
+    # error; log L2's gradient per unit of error is 1 / (own MSE), so the
+    # nearly right image gets the larger push.
+    t = np.zeros((2, 4, 4, 3), np.float32)
+    p = np.concatenate([np.full((1, 4, 4, 3), 0.01), np.full((1, 4, 4, 3), 0.5)]).astype(
+        np.float32)
+    w = np.ones((2, 4, 4, 1), np.float32)
+    for kind, small_wins in (('l2', False), ('log_l2', True)):
+      g = jax.grad(lambda q, kind=kind: losses.reconstruction_loss(
+          target=t, prediction=q, weight=w, kind=kind))(p)
+      small, large = float(np.abs(g[0]).sum()), float(np.abs(g[1]).sum())
+      self.assertEqual(small > large, small_wins, kind)
+
   @parameterized.parameters(('reconstruction_loss', 'l3'), ('discriminator_loss', 'wgan'))
   def test_unknown_kind_is_named(self, name, kind):
     args = ({'target': np.zeros((1, 2, 2, 3)), 'prediction': np.zeros((1, 2, 2, 3)),
