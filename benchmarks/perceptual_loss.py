@@ -1,12 +1,13 @@
 """Held-out hole PSNR and LPIPS after the same training with and without the perceptual loss.
 
-  python benchmarks/perceptual_loss.py --out=runs/perceptual --steps=300 --weight=0.05 \
-      [--config=configs/default.py] [-- extra --config.* overrides]
+  python benchmarks/perceptual_loss.py --out=runs/perceptual --weight=0.05 \
+      [--config=configs/default.py] [--steps=N] [-- extra --config.* overrides]
 
-Trains `--config` twice for `--steps` steps, `loss.perceptual_weight` 0 and
-`--weight` (same seed, data and masks), runs `ce_jax.evaluate` on each final
-checkpoint and prints a Markdown table of the model's held-out metrics and the
-seconds each training took.
+Trains `--config` twice (`--steps` steps, default the config's own),
+`loss.perceptual_weight` 0 and `--weight`, same seed, data and masks (a
+finished workdir is not retrained), evaluates each final checkpoint with
+`ce_jax.evaluate` and prints a Markdown table of the model's held-out metrics,
+OpenCV Telea's beside them, and the wall time of each training.
 """
 
 import argparse
@@ -14,42 +15,48 @@ import json
 import os
 import subprocess
 import sys
-import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from benchmarks import recipe  # noqa: E402
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--config', default='configs/default.py')
   parser.add_argument('--out', required=True)
-  parser.add_argument('--steps', type=int, default=300)
+  parser.add_argument('--steps', type=int, default=0, help='0: the config\'s train.num_steps.')
   parser.add_argument('--weight', type=float, default=0.05)
   parser.add_argument('extra', nargs='*', help='more --config.* overrides for both runs')
   args = parser.parse_args()
+  steps = ([f'--config.train.num_steps={args.steps}'] if args.steps else [])
   rows = []
   for weight in (0.0, args.weight):
     workdir = os.path.join(args.out, f'perceptual_{weight:g}')
-    overrides = [f'--config.loss.perceptual_weight={weight}',
-                 f'--config.train.num_steps={args.steps}',
-                 f'--config.train.eval_every={args.steps}',
-                 f'--config.train.checkpoint_every={args.steps}',
-                 f'--config.train.sample_every={args.steps}', *args.extra]
-    start = time.perf_counter()
-    subprocess.run([sys.executable, '-m', 'ce_jax.main', f'--config={args.config}',
-                    f'--workdir={workdir}', *overrides], check=True)
-    seconds = time.perf_counter() - start
-    subprocess.run([sys.executable, '-m', 'ce_jax.evaluate', f'--config={args.config}',
-                    f'--workdir={workdir}', *overrides], check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(workdir, f'eval_{args.steps}.json')) as f:
-      model = json.load(f)['methods']['context_encoder']
-    rows.append((weight, model, seconds))
-    print(f'perceptual_weight={weight:g}: {json.dumps(model)} ({seconds:.0f} s)', flush=True)
-  print(f'\n{args.steps} steps of {args.config}; held-out metrics of the model:\n')
+    overrides = [f'--config={args.config}', f'--config.loss.perceptual_weight={weight}',
+                 *steps, *args.extra]
+    seconds = recipe.train_once(overrides, workdir)
+    out_dir = os.path.join(workdir, 'eval')
+    os.makedirs(out_dir, exist_ok=True)
+    subprocess.run([sys.executable, '-m', 'ce_jax.evaluate', *overrides, f'--workdir={workdir}',
+                    f'--output_dir={out_dir}'], check=True, stdout=subprocess.DEVNULL)
+    (name,) = [n for n in os.listdir(out_dir) if n.endswith('.json')]
+    with open(os.path.join(out_dir, name)) as f:
+      methods = json.load(f)['methods']
+    rows.append((f'{weight:g}', methods['context_encoder'], seconds))
+    print(f'perceptual_weight={weight:g}: {json.dumps(methods["context_encoder"])} '
+          f'({seconds:.0f} s)', flush=True)
+  rows.append(('OpenCV Telea', methods['telea'], None))
+  print(f'\n{args.config} {" ".join(steps + args.extra)}; held-out metrics:\n')
   print('| loss.perceptual_weight | hole PSNR (dB) ↑ | hole SSIM ↑ | hole LPIPS ↓ | image LPIPS ↓ '
-        '| training (s) |')
+        '| training (min) |')
   print('| ---: | ---: | ---: | ---: | ---: | ---: |')
-  for weight, m, seconds in rows:
-    print(f'| {weight:g} | {m["hole_psnr"]:.2f} | {m["hole_ssim"]:.3f} | {m["hole_lpips"]:.3f} '
-          f'| {m["image_lpips"]:.3f} | {seconds:.0f} |')
+  for label, m, seconds in rows:
+    minutes = '' if seconds is None else f'{seconds / 60:.1f}'
+    print(f'| {label} | {m["hole_psnr"]:.2f} | {m["hole_ssim"]:.3f} | {m["hole_lpips"]:.3f} '
+          f'| {m["image_lpips"]:.3f} | {minutes} |')
 
 
 if __name__ == '__main__':

@@ -39,7 +39,9 @@ CFC = AUGMENT + ['--config.model.bottleneck=channelwise_fc', '--config.train.num
 # Cumulative: each lever joins the ones above it, on the same photos, until
 # `default`, which is configs/default.py itself. The channel-wise FC generator
 # takes 30 % less time a step, so its rows train 3,200 steps in about the
-# time of the 4000-d bottleneck's 2,400.
+# time of the 4000-d bottleneck's 2,400. `smooth_l2` is the default with the
+# paper's plain L2 instead of the per-image log L2; `default_seed1` repeats the
+# default with other initial weights and crops.
 VARIANTS = {
     'paper': PAPER,
     'optim': PAPER + OPTIM,
@@ -49,8 +51,9 @@ VARIANTS = {
     'context_mean': CFC + ['--config.model.color_offset=context_mean',
                            '--config.optim.lr_schedule=cosine'],
     'smooth': CFC + ['--config.model.color_offset=smooth', '--config.optim.lr_schedule=cosine'],
+    'smooth_l2': DEFAULT + ['--config.loss.rec=l2'],
     'default': DEFAULT,
-    'l2_only': DEFAULT + ['--config.loss.rec_only_steps=1000000'],
+    'default_seed1': DEFAULT + ['--config.seed=1'],
 }
 EVALS = {
     'hole 56×56': [],

@@ -163,8 +163,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = 'float32'
 
   config.loss = ml_collections.ConfigDict()
-  # Reconstruction 'l2' or 'l1'; adversarial 'bce' (non-saturating) or 'hinge'.
-  config.loss.rec = 'l2'
+  # Reconstruction 'l2' (the paper's), 'l1', or 'log_l2' (the batch mean of
+  # log per-image L2: each image's error counts relative to its own, so the
+  # near-flat fills count as much as the hard ones; its gradient is about
+  # 1 / L2 ≈ 100× plain L2's, so a joint phase wants a larger adv_weight);
+  # adversarial 'bce' (non-saturating) or 'hinge'.
+  config.loss.rec = 'log_l2'
   config.loss.gan = 'bce'
   config.loss.rec_weight = 0.999
   config.loss.adv_weight = 0.001

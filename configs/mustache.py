@@ -52,6 +52,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.mask.overlap = 4
   config.mask.overlap_weight = 10.0
   config.model.output = 'full'
+  # Plain L2: the adversarial weights are sized for it (configs/default.py, loss.rec).
+  config.loss.rec = 'l2'
   config.train.batch_size = 64
   config.train.num_steps = 10_000
   config.train.log_every = 50

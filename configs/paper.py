@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bottleneck = 'conv'
   config.model.color_offset = 'none'
   config.optim.lr_schedule = 'constant'
+  config.loss.rec = 'l2'
   config.train.num_steps = 2400
   config.optim.d_lr = 2e-4
   config.optim.g_lr_multiplier = 10.0

@@ -17,4 +17,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.mask.kind = 'random_region'
   config.mask.region_coverage = (0.2, 0.3)
   config.model.output = 'full'
+  # Plain L2: the adversarial weights are sized for it (configs/default.py, loss.rec).
+  config.loss.rec = 'l2'
   return config

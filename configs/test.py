@@ -29,6 +29,7 @@ def get_config(family: str = 'context_encoder') -> ml_collections.ConfigDict:
   # The paper's input and a constant rate: the recipe tests turn the others on.
   config.model.color_offset = 'none'
   config.optim.lr_schedule = 'constant'
+  config.loss.rec = 'l2'
   config.model.gen_features = 8
   config.model.disc_features = 8
   config.train.batch_size = 8
