@@ -230,21 +230,25 @@ def lpips_metrics(params: perceptual.Params, preds: jax.Array, target: jax.Array
   Returns:
     `{'hole_lpips': [M, B], 'image_lpips': [M, B]}` float32.
   """
-  m, b = preds.shape[:2]
-  # Originals first, then every completion: one batch, so one compiled network.
-  x = jnp.concatenate([target[None], preds]).reshape((m + 1) * b, *target.shape[1:])
-  box = [jnp.tile(v, m + 1) for v in hole_box(mask)]
+  box = hole_box(mask)
   weights = perceptual.lin_weights(params)
 
-  def per_method(fs):  # [(M + 1)·B, ...] → ([M, B, ...] completions, [B, ...] originals)
-    fs = [f.reshape(m + 1, b, *f.shape[1:]) for f in fs]
-    return [f[1:] for f in fs], [f[0] for f in fs]
+  def feats(x):  # Whole images and boxes, `[B, H, W, 3]` in [0, 1].
+    return (perceptual.features(params, 2.0 * x - 1.0),
+            perceptual.features(params, 2.0 * crop_resize(x, *box) - 1.0))
 
-  whole = per_method(perceptual.features(params, 2.0 * x - 1.0))
-  boxed = per_method(perceptual.features(params, 2.0 * crop_resize(x, *box) - 1.0))
-  hole = perceptual.distance(*boxed, weights)
+  # The originals' features serve every method. One method at a time (a loop,
+  # one compiled network): batches of B run faster on CPU than one of M·B.
+  whole_t, boxed_t = feats(target)
+
+  def one(pred):
+    whole, boxed = feats(pred)
+    return (perceptual.distance(boxed, boxed_t, weights),
+            perceptual.distance(whole, whole_t, weights))
+
+  hole, image = jax.lax.map(one, preds)
   return {'hole_lpips': jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), hole, jnp.nan),
-          'image_lpips': perceptual.distance(*whole, weights)}
+          'image_lpips': image}
 
 
 def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array,
