@@ -27,7 +27,7 @@ lever (README, "Results"), instead:
   gave back its LPIPS gain; GLCIC's schedule (`loss.rec_only_steps`,
   `loss.d_only_steps`) brings it in after the reconstruction steps when
   asked, e.g. `--config.loss.rec_only_steps=1000` (with a larger
-  `loss.adv_weight`: the log L2's gradient is 20× or more plain L2's);
+  `loss.adv_weight`: the log L2's gradient is ~20× plain L2's here);
 - keeps an EMA of G's weights and BatchNorm statistics (0.999), which eval,
   samples, `best`, evaluate and inpaint use (+2.6 dB over the live weights;
   each eval batch's own BatchNorm statistics lose 6 dB:
@@ -172,7 +172,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Reconstruction 'l2' (the paper's), 'l1', or 'log_l2' (the batch mean of
   # log per-image L2: each image's error counts relative to its own, so the
   # near-flat fills count as much as the hard ones; its gradient is plain
-  # L2's times each image's 1 / L2, 20× or more, so a joint phase wants a
+  # L2's times each image's 1 / L2, ~20× here, so a joint phase wants a
   # larger adv_weight);
   # adversarial 'bce' (non-saturating) or 'hinge'.
   config.loss.rec = 'log_l2'
