@@ -13,7 +13,6 @@ OpenCV Telea's beside them, and the wall time of each training.
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,13 +37,7 @@ def main() -> None:
     overrides = [f'--config={args.config}', f'--config.loss.perceptual_weight={weight}',
                  *steps, *args.extra]
     seconds = recipe.train_once(overrides, workdir)
-    out_dir = os.path.join(workdir, 'eval')
-    os.makedirs(out_dir, exist_ok=True)
-    subprocess.run([sys.executable, '-m', 'ce_jax.evaluate', *overrides, f'--workdir={workdir}',
-                    f'--output_dir={out_dir}'], check=True, stdout=subprocess.DEVNULL)
-    (name,) = [n for n in os.listdir(out_dir) if n.endswith('.json')]
-    with open(os.path.join(out_dir, name)) as f:
-      methods = json.load(f)['methods']
+    methods = recipe.evaluate(overrides, workdir, os.path.join(workdir, 'eval'), [])['methods']
     rows.append((f'{weight:g}', methods['context_encoder'], seconds))
     print(f'perceptual_weight={weight:g}: {json.dumps(methods["context_encoder"])} '
           f'({seconds:.0f} s)', flush=True)

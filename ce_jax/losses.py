@@ -43,12 +43,11 @@ def reconstruction_loss(*, target: jax.Array, prediction: jax.Array, weight: jax
   channels = target.shape[-1]
   diff = target.astype(jnp.float32) - prediction.astype(jnp.float32)
   err = jnp.abs(diff) if kind == 'l1' else jnp.square(diff)
+  axes = tuple(range(1, target.ndim))
+  errors, weights = jnp.sum(weight * err, axis=axes), jnp.sum(weight, axis=axes) * channels
   if kind == 'log_l2':
-    per_image = jnp.sum(weight * err, axis=(1, 2, 3)) / jnp.maximum(
-        jnp.sum(weight, axis=(1, 2, 3)) * channels, 1e-8)
-    return jnp.mean(jnp.log(per_image + LOG_L2_EPS))
-  total = jnp.sum(weight) * channels
-  return jnp.sum(weight * err) / jnp.maximum(total, 1e-8)
+    return jnp.mean(jnp.log(errors / jnp.maximum(weights, 1e-8) + LOG_L2_EPS))
+  return jnp.sum(errors) / jnp.maximum(jnp.sum(weights), 1e-8)
 
 
 def perceptual_loss(*, features: Callable[[jax.Array], Sequence[jax.Array]], target: jax.Array,

@@ -135,27 +135,20 @@ class FamilyLossTest(chex.TestCase, parameterized.TestCase):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
   @chex.variants(with_jit=True, without_jit=True)
-  def test_l1_reconstruction_matches_numpy(self):
+  @parameterized.parameters('l1', 'log_l2')
+  def test_other_reconstruction_kinds_match_numpy(self, kind):
     rng = np.random.default_rng(2)
-    t, p = (rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32) for _ in range(2))
-    w = masks.center(2, (8, 8), hole_size=4, overlap=1, overlap_weight=10.0).weight
-    fn = self.variant(losses.reconstruction_loss, static_argnames=('kind',))
-    got = fn(target=t, prediction=p, weight=w, kind='l1')
-    w64 = np.asarray(w, np.float64)
-    expected = (w64 * np.abs(t.astype(np.float64) - p)).sum() / (w64.sum() * 3)
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
-
-  @chex.variants(with_jit=True, without_jit=True)
-  def test_log_l2_matches_numpy(self):
-    rng = np.random.default_rng(3)
     t, p = (rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32) for _ in range(2))
     w = masks.center(3, (8, 8), hole_size=4, overlap=1, overlap_weight=10.0).weight
     fn = self.variant(losses.reconstruction_loss, static_argnames=('kind',))
-    got = fn(target=t, prediction=p, weight=w, kind='log_l2')
-    w64 = np.asarray(w, np.float64)
-    per_image = ((w64 * (t.astype(np.float64) - p) ** 2).sum(axis=(1, 2, 3))
-                 / (w64.sum(axis=(1, 2, 3)) * 3))
-    np.testing.assert_allclose(got, np.mean(np.log(per_image + losses.LOG_L2_EPS)), rtol=1e-5)
+    got = fn(target=t, prediction=p, weight=w, kind=kind)
+    w64, diff = np.asarray(w, np.float64), t.astype(np.float64) - p
+    if kind == 'l1':
+      expected = (w64 * np.abs(diff)).sum() / (w64.sum() * 3)
+    else:  # Each image's weighted L2, then the mean of their logs.
+      per_image = (w64 * diff ** 2).sum(axis=(1, 2, 3)) / (w64.sum(axis=(1, 2, 3)) * 3)
+      expected = np.mean(np.log(per_image + losses.LOG_L2_EPS))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
   def test_log_l2_weighs_each_image_by_its_own_error(self):
     # Two images, errors 0.01 and 0.5: plain L2's gradient follows the large
