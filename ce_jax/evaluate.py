@@ -19,6 +19,7 @@ Navier–Stokes and the mean pixel, and writes to the workdir (or `--output_dir`
 import concurrent.futures
 import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -55,7 +56,8 @@ COLUMNS = (('hole_psnr', 'hole PSNR (dB) ↑', 1, 2), ('image_psnr', 'image PSNR
 AREA_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
 SCORE_BATCH = 64
 _metrics_fn = jax.jit(metrics.all_metrics)
-_lpips_fn = jax.jit(metrics.lpips_metrics)
+_lpips_features_fn = jax.jit(metrics.lpips_features)
+_lpips_distances_fn = jax.jit(metrics.lpips_distances)
 
 
 # ----------------------------------------------------------------------------
@@ -88,11 +90,15 @@ def eval_examples(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
 
 
 def complete_all(variables: completion.Variables, config: ml_collections.ConfigDict,
-                 examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                 examples: dict[str, np.ndarray],
+                 on_method: Callable[[str, dict[str, np.ndarray]], None] | None = None
+                 ) -> dict[str, np.ndarray]:
   """Completions by the model (G's inference `variables`) and every baseline, same masks.
 
   Returns `{'image', 'mask', 'masked', <method>: ...}`, each `[N, S, S, ·]`
   float32 in [-1, 1] (`mask` in {0, 1}), methods in `LABELS` order.
+  `on_method(method, done so far)` is called as each method's completions
+  are ready (e.g. `LpipsScores.add`, which scores them while the next runs).
   """
   gen, _ = models.create_models(config)
   eval_fn = jax.jit(functools.partial(train.eval_step, config=config, gen=gen))
@@ -106,29 +112,73 @@ def complete_all(variables: completion.Variables, config: ml_collections.ConfigD
                         ('masked', out['masked']), (MODEL, out['completion'])):
       parts.setdefault(name, []).append(np.asarray(value)[valid])
   done = {k: np.concatenate(v) for k, v in parts.items()}
+  on_method = on_method or (lambda method, done: None)
+  on_method(MODEL, done)
   for name, fn in baselines.methods(config.data.mean_pixel).items():
     done[name] = baselines.complete(fn, done['image'], done['mask'])
+    on_method(name, done)
   return done
 
 
-def prepare(config: ml_collections.ConfigDict, lpips: bool) -> perceptual.Params | None:
+def compile_metrics(config: ml_collections.ConfigDict) -> None:
   """Compiles `score`'s metrics for the config's eval chunks ahead of their use.
 
-  With `lpips`, also loads the AlexNet LPIPS params, compiles LPIPS and
-  returns the params (else None). Meant for a background thread while the
-  eval data load and the model completes them; `score` then finds the
-  compiled programs in jit's cache.
+  Meant for a background thread; `score` then finds them in jit's cache.
   """
-  side, num = config.data.image_size, min(SCORE_BATCH, config.data.num_eval_examples)
-  images = jax.ShapeDtypeStruct((num, side, side, 3), jnp.float32)
-  mask = jax.ShapeDtypeStruct((num, side, side, 1), jnp.float32)
+  images, mask = _score_shapes(config)
   _metrics_fn.lower(images, images, mask).compile()
-  if not lpips:
-    return None
-  lpips_params = perceptual.load('alexnet')
-  preds = jax.ShapeDtypeStruct((len(LABELS), *images.shape), jnp.float32)
-  _lpips_fn.lower(lpips_params, preds, images, mask).compile()
-  return lpips_params
+
+
+def load_lpips(config: ml_collections.ConfigDict) -> perceptual.Params:
+  """The AlexNet LPIPS params, with `LpipsScores`' programs compiled like `compile_metrics`."""
+  images, mask = _score_shapes(config)
+  params = perceptual.load('alexnet')
+  features = _lpips_features_fn.lower(params, images, mask)
+  features.compile()
+  _lpips_distances_fn.lower(params, features.out_info, features.out_info, mask).compile()
+  return params
+
+
+def _score_shapes(config: ml_collections.ConfigDict) -> tuple[jax.ShapeDtypeStruct, ...]:
+  side, num = config.data.image_size, min(SCORE_BATCH, config.data.num_eval_examples)
+  return (jax.ShapeDtypeStruct((num, side, side, 3), jnp.float32),
+          jax.ShapeDtypeStruct((num, side, side, 1), jnp.float32))
+
+
+class LpipsScores:
+  """Per-image LPIPS of each method against the originals, started as each method is ready.
+
+  `add` only dispatches: JAX computes while the caller goes on (e.g. with
+  the next baseline, on the other core); `result` waits. The originals'
+  features, computed once per chunk of `batch_size` images, serve every
+  method.
+  """
+
+  def __init__(self, params: perceptual.Params, batch_size: int = SCORE_BATCH):
+    """`params`: `perceptual.load('alexnet')`."""
+    self._params, self._batch_size = params, batch_size
+    self._chunks: list[tuple[slice, Any]] = []
+    self._pending: dict[str, list[dict[str, jax.Array]]] = {}
+
+  def add(self, method: str, done: dict[str, np.ndarray]) -> None:
+    """Starts scoring `done[method]` against `done['image']` under `done['mask']` (`[N, ...]`)."""
+    mask = done['mask']
+    if not self._chunks:
+      target = metrics.to_unit(done['image'])
+      for i in range(0, len(target), self._batch_size):
+        c = slice(i, i + self._batch_size)
+        self._chunks.append((c, _lpips_features_fn(self._params, target[c], mask[c])))
+    pred = metrics.to_unit(done[method])
+    self._pending[method] = [
+        _lpips_distances_fn(self._params, _lpips_features_fn(self._params, pred[c], mask[c]),
+                            reference, mask[c])
+        for c, reference in self._chunks]
+
+  def result(self) -> dict[str, dict[str, np.ndarray]]:
+    """`{method: {'hole_lpips': [N], 'image_lpips': [N]}}` for every method added."""
+    return {method: {k: np.concatenate([c[k] for c in jax.device_get(chunks)])
+                     for k in metrics.LPIPS_NAMES}
+            for method, chunks in self._pending.items()}
 
 
 def score(done: dict[str, np.ndarray], batch_size: int = SCORE_BATCH,
@@ -137,26 +187,28 @@ def score(done: dict[str, np.ndarray], batch_size: int = SCORE_BATCH,
 
   LPIPS too when given `lpips_params` (`perceptual.load('alexnet')`).
   """
-  fn = _metrics_fn
+  lpips = None
+  if lpips_params is not None:
+    lpips = LpipsScores(lpips_params, batch_size)
+    for method in LABELS:
+      lpips.add(method, done)
   target, mask = metrics.to_unit(done['image']), done['mask']
   out = {}
   for method in LABELS:
     pred = metrics.to_unit(done[method])
-    chunks = [jax.device_get(fn(pred[i:i + batch_size], target[i:i + batch_size],
-                                mask[i:i + batch_size]))
+    chunks = [jax.device_get(_metrics_fn(pred[i:i + batch_size], target[i:i + batch_size],
+                                         mask[i:i + batch_size]))
               for i in range(0, len(pred), batch_size)]
     out[method] = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-  if lpips_params is not None:
-    # Every method at once: the originals' features serve all of them.
-    lpips_fn = _lpips_fn
-    preds = np.stack([metrics.to_unit(done[m]) for m in LABELS])
-    chunks = [jax.device_get(lpips_fn(lpips_params, preds[:, i:i + batch_size],
-                                      target[i:i + batch_size], mask[i:i + batch_size]))
-              for i in range(0, len(target), batch_size)]
-    for name in metrics.LPIPS_NAMES:
-      values = np.concatenate([c[name] for c in chunks], axis=1)
-      for j, method in enumerate(LABELS):
-        out[method][name] = values[j]
+  return merge(out, lpips.result()) if lpips else out
+
+
+def merge(*per_image: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+  """`{method: {metric: [N]}}` dicts joined, method by method."""
+  out: dict[str, dict[str, np.ndarray]] = {}
+  for scores in per_image:
+    for method, values in scores.items():
+      out.setdefault(method, {}).update(values)
   return out
 
 
@@ -247,10 +299,19 @@ def run(config: ml_collections.ConfigDict | None, workdir: str | None,
   config, step, path = generator.config, generator.step, generator.path
   train.validate(config)
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    prepared = pool.submit(prepare, config, lpips)
-    done = complete_all(generator.variables, config, eval_examples(config))
-    lpips_params = prepared.result()
-  per_image = score(done, lpips_params=lpips_params)
+    # Compiles overlap TensorFlow's import (seconds, one core) and, for LPIPS
+    # (whose tracing would hold the import back), the data's loading.
+    metrics_ready = pool.submit(compile_metrics, config)
+    cli.import_tensorflow()
+    lpips_ready = pool.submit(load_lpips, config) if lpips else None
+    examples = eval_examples(config)
+    lpips_scores = LpipsScores(lpips_ready.result()) if lpips_ready else None
+    done = complete_all(generator.variables, config, examples,
+                        on_method=lpips_scores and lpips_scores.add)
+    metrics_ready.result()
+  per_image = score(done)
+  if lpips_scores:
+    per_image = merge(per_image, lpips_scores.result())
   summary = {'step': step, 'checkpoint': path, 'mask_kind': config.mask.kind,
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,
              'model_output': config.model.output,
@@ -289,7 +350,6 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  cli.import_tensorflow()
   config = cli.load_config(required=False)
   summary = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.output_dir,
                                  FLAGS.num_samples, FLAGS.lpips, FLAGS.fid_weights))

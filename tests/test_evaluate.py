@@ -16,6 +16,7 @@ from ce_jax import (
   completion,
   evaluate,
   metrics,
+  perceptual,
   run_config,
   train,
   train_state,
@@ -131,6 +132,43 @@ def test_sample_png(workdir, summary):
     assert im.size == (5 * 32 + 4 * 2, 4 * 32 + 3 * 2)
 
 
+def test_complete_all_hands_over_each_method_as_it_is_ready(workdir):
+  generator = trained.load(None, workdir)
+  seen = []
+  done = evaluate.complete_all(generator.variables, generator.config,
+                               evaluate.eval_examples(generator.config),
+                               on_method=lambda method, d: seen.append((method, set(d))))
+  assert [method for method, _ in seen] == list(METHODS)
+  for i, (method, keys) in enumerate(seen):
+    # The method's completions are there, the later methods' not yet.
+    assert method in keys and not keys & set(METHODS[i + 1:])
+  assert set(done) == {'image', 'mask', 'masked', *METHODS}
+
+
+def test_lpips_scores_in_chunks_match_lpips_metrics():
+  rng = np.random.default_rng(0)
+  image = rng.uniform(-1, 1, (5, 64, 64, 3)).astype(np.float32)
+  mask = np.zeros((5, 64, 64, 1), np.float32)
+  mask[:4, 16:48, 16:48] = 1  # the last image has no hole
+  done = {'image': image, 'mask': mask}
+  for j, method in enumerate(METHODS):
+    noise = rng.normal(0, 0.1 * (j + 1), image.shape).astype(np.float32)
+    done[method] = np.where(mask > 0, np.clip(image + noise, -1, 1), image)
+  params = perceptual.load('alexnet')
+  scores = evaluate.LpipsScores(params, batch_size=2)  # chunks of 2, 2 and 1
+  for method in METHODS:
+    scores.add(method, done)
+  got = scores.result()
+  preds = np.stack([metrics.to_unit(done[m]) for m in METHODS])
+  want = jax.jit(metrics.lpips_metrics)(params, preds, metrics.to_unit(image), mask)
+  for j, method in enumerate(METHODS):
+    for name in metrics.LPIPS_NAMES:
+      np.testing.assert_allclose(got[method][name], want[name][j], rtol=1e-5, atol=1e-7)
+  assert np.isnan(got['telea']['hole_lpips'][4]) and got['telea']['image_lpips'][4] < 1e-9
+  # More noise, further away.
+  assert np.all(np.diff([np.mean(got[m]['hole_lpips'][:4]) for m in METHODS]) > 0)
+
+
 def test_missing_and_incompatible_checkpoints(workdir, tmp_path):
   with pytest.raises(UserError, match='holds no checkpoints/'):
     trained.load(tiny_config(), str(tmp_path))
@@ -185,10 +223,17 @@ def test_area_bins_for_freeform_masks(tmp_path):
 
 
 def test_command_line_needs_only_the_workdir_and_is_quiet(workdir, tmp_path):
+  cache = tmp_path / 'xla'
   proc = subprocess.run(
       [sys.executable, '-m', 'ce_jax.evaluate', f'--workdir={workdir}', '--checkpoint=2',
-       f'--output_dir={tmp_path}'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+       f'--output_dir={tmp_path}', f'--compilation_cache={cache}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env={**{k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'},
+           'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0'})
   assert proc.returncode == 0, proc.stderr[-2000:]
+  # Compiled programs are kept for the next run (every one, at a 0 s threshold).
+  kept = {name.split('-')[0] for name in os.listdir(cache)}
+  assert {'jit_eval_step', 'jit_all_metrics', 'jit_lpips_features'} <= kept, kept
   assert '| OpenCV Telea |' in proc.stdout
   # No framework banners (TensorFlow's oneDNN notice, absl's pre-init warning) or INFO lines.
   assert 'oneDNN' not in proc.stderr and 'InitializeLog' not in proc.stderr, proc.stderr

