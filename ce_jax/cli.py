@@ -121,18 +121,32 @@ COMPILATION_CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME', '~/.cache'), '
 CACHE_MIN_COMPILE_SECS = 0.2
 
 
-def use_compilation_cache(path: str) -> None:
+def use_compilation_cache(path: str, required: bool = True) -> None:
   """JAX's persistent compilation cache in `path` ('' : none).
 
   A second run of a program loads its compiled XLA programs from there
   instead of compiling them again. JAX's own variables win:
   `JAX_COMPILATION_CACHE_DIR` over `path`, and
   `JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS` over `CACHE_MIN_COMPILE_SECS`.
+
+  Raises:
+    UserError: `path` cannot be made a directory and is `required` (without
+      `required`, a warning and no cache).
   """
   import jax  # noqa: PLC0415 (after flag parsing: a flag error needs no JAX)
   if not path or jax.config.jax_compilation_cache_dir:
     return
-  jax.config.update('jax_compilation_cache_dir', os.path.expanduser(path))
+  path = os.path.expanduser(path)
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    message = (f'--compilation_cache={path}: cannot create the directory '
+               f'({e.strerror}); give a writable one, or --compilation_cache= for none.')
+    if required:
+      raise UserError(message) from e
+    logging.warning('%s Running without the cache.', message)
+    return
+  jax.config.update('jax_compilation_cache_dir', path)
   if 'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS' not in os.environ:
     jax.config.update('jax_persistent_cache_min_compile_time_secs', CACHE_MIN_COMPILE_SECS)
 
@@ -151,7 +165,9 @@ def run(main: Callable[[list[str]], None]) -> None:
                         'JAX_COMPILATION_CACHE_DIR, when set, wins).')
 
   def with_cache(argv: list[str]) -> None:
-    use_compilation_cache(FLAGS.compilation_cache)
+    # The default place may be read-only (a shared home): no cache then, no error.
+    call(lambda: use_compilation_cache(FLAGS.compilation_cache,
+                                       required=FLAGS['compilation_cache'].present))
     main(argv)
 
   app.run(with_cache, flags_parser=parse_flags)

@@ -13,6 +13,7 @@ import pytest
 
 from ce_jax import (
   checkpointing,
+  cli,
   completion,
   evaluate,
   metrics,
@@ -220,6 +221,17 @@ def test_area_bins_for_freeform_masks(tmp_path):
   assert all('hole_lpips' in v for b in bins for v in b['methods'].values())
   with open(tmp_path / 'eval_0.md') as f:
     assert 'Hole area' in f.read()
+
+
+def test_an_unusable_compilation_cache_is_an_error_only_when_asked_for(tmp_path, caplog):
+  blocked = tmp_path / 'a_file'
+  blocked.write_text('')
+  assert jax.config.jax_compilation_cache_dir is None  # nothing set for the tests
+  with pytest.raises(UserError, match=f'--compilation_cache={blocked}/xla: cannot create'):
+    cli.use_compilation_cache(str(blocked / 'xla'))
+  cli.use_compilation_cache(str(blocked / 'xla'), required=False)  # the default place
+  assert 'Running without the cache' in caplog.text
+  assert jax.config.jax_compilation_cache_dir is None
 
 
 def test_command_line_needs_only_the_workdir_and_is_quiet(workdir, tmp_path):
