@@ -136,12 +136,15 @@ def use_compilation_cache(path: str, required: bool = True) -> None:
   import jax  # noqa: PLC0415 (after flag parsing: a flag error needs no JAX)
   if not path or jax.config.jax_compilation_cache_dir:
     return
+  from etils import epath  # noqa: PLC0415
+
   path = os.path.expanduser(path)
   try:
-    os.makedirs(path, exist_ok=True)
-  except OSError as e:
-    message = (f'--compilation_cache={path}: cannot create the directory '
-               f'({e.strerror}); give a writable one, or --compilation_cache= for none.')
+    epath.Path(path).mkdir(parents=True, exist_ok=True)  # also gs:// and the like
+  except Exception as e:  # noqa: BLE001 (OSError, or a remote file system's own error)
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+    message = (f'--compilation_cache={path}: cannot create the directory ({reason}); '
+               'give a writable one, or --compilation_cache= for none.')
     if required:
       raise UserError(message) from e
     logging.warning('%s Running without the cache.', message)
