@@ -252,28 +252,6 @@ def lpips_distances(params: perceptual.Params,
           'image_lpips': perceptual.distance(features[0], reference[0], weights)}
 
 
-def lpips_metrics(params: perceptual.Params, preds: jax.Array, target: jax.Array,
-                  mask: jax.Array) -> dict[str, jax.Array]:
-  """hole_lpips and image_lpips of M completions of the same originals (pure).
-
-  The originals' features are computed once for all M.
-
-  Args:
-    params: `perceptual.load('alexnet')`.
-    preds: `[M, B, H, W, 3]` float32 in [0, 1].
-    target: `[B, H, W, 3]` float32 in [0, 1].
-    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
-  Returns:
-    `{'hole_lpips': [M, B], 'image_lpips': [M, B]}` float32.
-  """
-  reference = lpips_features(params, target, mask)
-  # One method at a time (a loop, one compiled network): batches of B run
-  # faster on CPU than one of M·B.
-  return jax.lax.map(
-      lambda pred: lpips_distances(params, lpips_features(params, pred, mask), reference, mask),
-      preds)
-
-
 def all_metrics(a: jax.Array, b: jax.Array, mask: jax.Array,
                 lpips_params: perceptual.Params | None = None) -> dict[str, jax.Array]:
   """Every metric of `NAMES` (and `LPIPS_NAMES` given `lpips_params`), plus `hole_fraction`.

@@ -15,7 +15,7 @@ distribution, the weights converted from the reference LPIPS release:
 - `lpips(params, a, b)` is the two together: AlexNet for the metrics (the
   variant the LPIPS authors recommend as a metric), VGG16 given VGG16 params.
   Computing `features` once per image lets one original serve many
-  completions (`metrics.lpips_metrics`).
+  completions (`metrics.lpips_features`, `metrics.lpips_distances`).
 
 Params are plain arguments, so every function jits, batches and shards like
 the other metrics; the weights are frozen (never trained here).
