@@ -2,7 +2,8 @@
 
 A `Source` is a split as a list of N items plus two graph functions: how to
 read item `j` (`read`) and how to make it an example (`transform`). The
-embedded photos, image folders and CelebA are sources; `train_dataset` and
+embedded photos, the photo corpus (`ce_jax.corpus`), image folders and CelebA
+are sources; `train_dataset` and
 `eval_crops` turn any source into batches. Training streams are random-access:
 global example `i` depends only on `(seed, i)`, so a run resumed at step `s`,
 on any number of processes, continues with exactly the batches it would have
@@ -18,6 +19,7 @@ import concurrent.futures
 import dataclasses
 import importlib.util
 import io
+import math
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from ce_jax import celeba, parallel
+from ce_jax import celeba, corpus, parallel
 from ce_jax.errors import UserError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -388,6 +390,63 @@ def embedded_source(config: ml_collections.ConfigDict, split: str) -> Source:
                 transform=photo_transform(data))
 
 
+def check_photo_cache(data: ml_collections.ConfigDict) -> None:
+  """Raises UserError unless `data.photo_cache` names a folder ('photos' source)."""
+  if 'photo_cache' not in data:
+    raise UserError("data.source='photos' needs data.photo_cache, the folder `python -m "
+                    'ce_jax.corpus` prepares: use --config=configs/photos.py.')
+  if not isinstance(data.photo_cache, str) or not data.photo_cache.strip():
+    raise UserError(f'data.photo_cache={data.photo_cache!r}: expected the folder that '
+                    '`python -m ce_jax.corpus --cache=DIR` prepares (default '
+                    f'{corpus.DEFAULT_CACHE}).')
+
+
+def _load_shorter(path: str, shorter: int) -> np.ndarray | None:
+  """A photo file → `[h, w, 3]` uint8 with min(h, w) = `shorter`; None if it does not decode.
+
+  JPEGs are decoded straight at the smallest reduced size (1/2, 1/4, 1/8)
+  still at least that large, then resized like the other sources.
+  """
+  try:
+    with Image.open(path) as im:
+      scale = shorter / min(im.size)
+      im.draft('RGB', (math.ceil(im.width * scale), math.ceil(im.height * scale)))
+      photo = np.asarray(im.convert('RGB'))
+  except Exception:  # noqa: BLE001 (any decoder error means the file is unreadable)
+    return None
+  return _resized_once(photo, shorter)
+
+
+def corpus_source(config: ml_collections.ConfigDict,
+                  manifest: corpus.Manifest | None = None) -> Source:
+  """The photo corpus prepared in `data.photo_cache` (`python -m ce_jax.corpus`).
+
+  The photos of `manifest` (default: the shipped one) that the cache holds
+  intact, each resized once to shorter side `data.resize_shorter` and kept in
+  memory. A missing, altered or undecodable one is named in a warning and
+  left out; a missing or empty cache is a UserError saying how to prepare it.
+  """
+  data = config.data
+  check_photo_cache(data)
+  files = corpus.prepared_files(data.photo_cache, manifest)
+  shorter = max(data.resize_shorter, data.image_size)
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    loaded = list(pool.map(lambda f: _load_shorter(f, shorter), files))
+  bad = [f for f, photo in zip(files, loaded, strict=True) if photo is None]
+  photos = [photo for photo in loaded if photo is not None]
+  what = f"data.photo_cache='{data.photo_cache}'"
+  if not photos:
+    raise UserError(f'{what}: none of its {len(files)} photos can be decoded (e.g. '
+                    f'{", ".join(bad[:3])}); run `python -m ce_jax.corpus` again.')
+  if bad:
+    logging.warning('%s: %d of %d photos cannot be decoded and are left out: %s', what,
+                    len(bad), len(files), ', '.join(bad))
+  stack, sizes = _photo_stack(photos)
+  return Source('photos:train', len(photos),
+                read=lambda j: stack[j, :sizes[j, 0], :sizes[j, 1]],
+                transform=photo_transform(data))
+
+
 def list_images(folder: str, field: str) -> list[str]:
   """Image files under `folder` (recursive, sorted) that decode; see `readable`."""
   if not folder:
@@ -466,11 +525,15 @@ def make_sources(config: ml_collections.ConfigDict) -> tuple[Source, Source]:
   kind = config.data.source
   if kind == 'embedded':
     return embedded_source(config, 'train'), embedded_source(config, 'eval')
+  if kind == 'photos':
+    # Held out: the embedded eval photos, so scores compare with the default's.
+    return corpus_source(config), embedded_source(config, 'eval')
   if kind == 'folder':
     return folder_source(config, 'train'), folder_source(config, 'eval')
   if kind == 'celeba':
     return celeba_sources(config)
-  raise UserError(f"data.source='{kind}': expected 'embedded', 'folder' or 'celeba'.")
+  raise UserError(f"data.source='{kind}': expected 'embedded', 'photos', 'folder' or "
+                  "'celeba'.")
 
 
 # ----------------------------------------------------------------------------
