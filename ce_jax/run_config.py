@@ -28,7 +28,7 @@ RESUMABLE = (
     'loss.', 'optim.d_lr', 'optim.g_lr_multiplier', 'optim.final_lr_fraction',
     'model.upsample', 'model.conv_rewrites', 'model.dtype',
     'data.prefetch', 'data.celeba_download', 'data.celeba_dir',
-    'data.tfds_data_dir', 'mask.eval_seed',
+    'data.tfds_data_dir', 'data.photo_cache', 'mask.eval_seed',
 )
 
 # Fields added after runs were saved, with the value that reproduces those runs:
