@@ -29,7 +29,6 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from ce_jax import models
 from ce_jax.errors import UserError
 
 Variables = dict[str, Any]
@@ -43,9 +42,14 @@ def fill_value(config: ml_collections.ConfigDict) -> jax.Array:
 COLOR_OFFSETS = ('none', 'context_mean', 'smooth')
 
 
+def _filled(image: jax.Array, mask: jax.Array, fill: jax.Array) -> jax.Array:
+  """`image` `[B, H, W, C]` with the hole (`mask` `[B, H, W, 1]` = 1) set to `fill` `[C]`."""
+  return (1.0 - mask) * image + mask * fill
+
+
 def masked(config: ml_collections.ConfigDict, image: jax.Array, mask: jax.Array) -> jax.Array:
   """`[B, H, W, 3]` `image` with the hole (`mask` `[B, H, W, 1]` = 1) set to the mean pixel."""
-  return models.generator_input(image, mask, fill_value(config), mask_channel=False)
+  return _filled(image, mask, fill_value(config))
 
 
 def color_offset(config: ml_collections.ConfigDict, image: jax.Array,
@@ -127,9 +131,10 @@ def generator_input(config: ml_collections.ConfigDict, image: jax.Array, mask: j
   `offset` (`color_offset` of the same image and mask), 0.
   """
   if config.model.color_offset == 'none':
-    return models.generator_input(image, mask, fill_value(config), config.model.mask_channel)
-  return models.generator_input(image - offset, mask, jnp.zeros(3, jnp.float32),
-                                config.model.mask_channel)
+    x = _filled(image, mask, fill_value(config))
+  else:
+    x = _filled(image - offset, mask, jnp.zeros(3, jnp.float32))
+  return jnp.concatenate([x, mask], axis=-1) if config.model.mask_channel else x
 
 
 def generator_output(config: ml_collections.ConfigDict, out: jax.Array,

@@ -3,7 +3,8 @@
 Each generator returns `Masks(mask, weight)`. `weight` is the per-pixel weight
 of the reconstruction loss: 1 inside the hole, `overlap_weight` in a band of
 `overlap` pixels around it (pixels known to the generator that it must also
-predict so the fill blends in) and 0 elsewhere.
+predict so the fill blends in) and 0 elsewhere. `hole_box` goes the other
+way: the square around a mask's hole.
 """
 
 from collections.abc import Mapping
@@ -36,6 +37,51 @@ def with_band(mask: jax.Array, overlap: int, overlap_weight: float) -> Masks:
   dilated = jax.lax.reduce_window(mask, 0.0, jax.lax.max, window, (1, 1, 1, 1), 'SAME')
   band = dilated - mask
   return Masks(mask, mask + overlap_weight * band)
+
+
+def hole_box(mask: jax.Array, side: int | None = None, margin: float = 0.0
+             ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The square around each hole, centred on its bounding box, inside the image (pure).
+
+  The hole is where `mask > 0`, as for the `hole_*` metrics (masks are {0, 1},
+  so any threshold in [0, 1) picks the same pixels); an empty hole counts as
+  the whole image. The square's side:
+
+  - `side` given (GLCIC's local patch, `models.glcic`): that side, on whole
+    pixels; the corner is the box's centre pixel ⌊(lo + hi) / 2⌋ minus ⌊side / 2⌋.
+  - None (hole_lpips' box in `metrics`, resampled there): the box's longer
+    side plus `margin` × max(H, W) (rounded) on each side, at most min(H, W);
+    the corner is (lo + hi − side) / 2, possibly half a pixel.
+
+  The square is then moved as little as needed to lie inside the image.
+
+  Args:
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = missing.
+    side: a fixed side in pixels, at most min(H, W); None for the hole's own.
+    margin: with `side` None, the growth on each side, as a fraction of max(H, W).
+  Returns:
+    (top, left, side), each `[B]` float32 pixels.
+  """
+  _, h, w, _ = mask.shape
+  hole = mask[..., 0] > 0
+
+  def extent(present, n):  # [B, n] bool → the hole's [lo, hi) along that axis, [B] each
+    idx = jnp.arange(n, dtype=jnp.float32)
+    lo = jnp.min(jnp.where(present, idx, n), axis=1)
+    hi = jnp.max(jnp.where(present, idx + 1, 0), axis=1)
+    empty = ~jnp.any(present, axis=1)
+    return jnp.where(empty, 0.0, lo), jnp.where(empty, n, hi)
+
+  (y0, y1), (x0, x1) = extent(jnp.any(hole, axis=2), h), extent(jnp.any(hole, axis=1), w)
+  if side is None:
+    grow = 2 * round(margin * max(h, w))
+    size = jnp.minimum(jnp.maximum(y1 - y0, x1 - x0) + grow, min(h, w))
+    top, left = (y0 + y1 - size) / 2, (x0 + x1 - size) / 2
+  else:
+    size = jnp.full(mask.shape[:1], side, jnp.float32)
+    top = jnp.floor((y0 + y1) / 2) - side // 2
+    left = jnp.floor((x0 + x1) / 2) - side // 2
+  return jnp.clip(top, 0, h - size), jnp.clip(left, 0, w - size), size
 
 
 def _boxes(top: jax.Array, left: jax.Array, height: jax.Array, width: jax.Array,

@@ -20,7 +20,8 @@ an image with an empty hole scores NaN on every `hole_*` metric.
 
 LPIPS (`perceptual.lpips`, AlexNet, lower is better) needs its params:
 image_lpips compares the whole images; hole_lpips compares a square box around
-the hole, cut from both images and resampled to `BOX_SIZE`² (`hole_box`), so
+the hole, cut from both images and resampled to `BOX_SIZE`² (`masks.hole_box`: its
+bounding box grown by `BOX_MARGIN` × the image side on each side), so
 that the score is about the fill and its seam rather than the untouched rest.
 """
 
@@ -28,7 +29,7 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
-from ce_jax import perceptual
+from ce_jax import masks, perceptual
 
 MAX_PSNR = 100.0
 SSIM_FILTER = 11
@@ -149,46 +150,13 @@ def image_l2(a: jax.Array, b: jax.Array, mask: jax.Array | None = None) -> jax.A
   return pix.mse(a, b)
 
 
-def hole_box(mask: jax.Array, margin: float = BOX_MARGIN) -> tuple[jax.Array, jax.Array,
-                                                                    jax.Array]:
-  """The square around each hole that hole_lpips compares (pure).
-
-  The hole's bounding box, grown by `margin` × the image side on every side,
-  made square (its longer side, centred on the hole) and shifted to lie inside
-  the image (at most the image's shorter side).
-
-  Args:
-    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
-  Returns:
-    (top, left, side), each `[B]` float32 in pixels (an empty hole gives the
-    whole image).
-  """
-  _, h, w, _ = mask.shape
-  hole = mask[..., 0] > 0
-  rows, cols = jnp.any(hole, axis=2), jnp.any(hole, axis=1)
-
-  def extent(present, n):
-    idx = jnp.arange(n, dtype=jnp.float32)
-    lo = jnp.min(jnp.where(present, idx, n), axis=1)
-    hi = jnp.max(jnp.where(present, idx + 1, 0), axis=1)
-    empty = ~jnp.any(present, axis=1)
-    return jnp.where(empty, 0.0, lo), jnp.where(empty, n, hi)
-
-  (y0, y1), (x0, x1) = extent(rows, h), extent(cols, w)
-  grow = 2 * round(margin * max(h, w))
-  side = jnp.minimum(jnp.maximum(y1 - y0, x1 - x0) + grow, min(h, w))
-  top = jnp.clip((y0 + y1 - side) / 2, 0, h - side)
-  left = jnp.clip((x0 + x1 - side) / 2, 0, w - side)
-  return top, left, side
-
-
 def crop_resize(x: jax.Array, top: jax.Array, left: jax.Array, side: jax.Array,
                 size: int = BOX_SIZE) -> jax.Array:
   """Per-image square crops resampled to `size`² (bilinear, antialiased when shrinking).
 
   Args:
     x: `[B, H, W, C]` float32.
-    top, left, side: `[B]` float32 pixels (from `hole_box`).
+    top, left, side: `[B]` float32 pixels (from `masks.hole_box`).
   Returns:
     `[B, size, size, C]` float32.
   """
@@ -210,8 +178,8 @@ def image_lpips(params: perceptual.Params, a: jax.Array, b: jax.Array,
 
 def hole_lpips(params: perceptual.Params, a: jax.Array, b: jax.Array,
                mask: jax.Array) -> jax.Array:
-  """Per-image LPIPS on the `hole_box` square, resampled to `BOX_SIZE`² → `[B]` (NaN: no hole)."""
-  box = hole_box(mask)
+  """Per-image LPIPS on the hole's box, resampled to `BOX_SIZE`² → `[B]` (NaN: no hole)."""
+  box = masks.hole_box(mask, margin=BOX_MARGIN)
   value = image_lpips(params, crop_resize(a, *box), crop_resize(b, *box))
   return jnp.where(jnp.any(mask > 0, axis=(1, 2, 3)), value, jnp.nan)
 
@@ -225,9 +193,9 @@ def lpips_features(params: perceptual.Params, x: jax.Array, mask: jax.Array
     x: `[B, H, W, 3]` float32 in [0, 1].
     mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = hole.
   Returns:
-    (whole-image features, `hole_box` features), as `perceptual.features`.
+    (whole-image features, the hole's box features), as `perceptual.features`.
   """
-  box = hole_box(mask)
+  box = masks.hole_box(mask, margin=BOX_MARGIN)
   return (perceptual.features(params, 2.0 * x - 1.0),
           perceptual.features(params, 2.0 * crop_resize(x, *box) - 1.0))
 

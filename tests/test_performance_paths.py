@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from ce_jax import models, parallel, train, train_state
+from ce_jax.models import layers
 from configs import test as test_config
 
 TOL = {'rtol': 1e-5, 'atol': 1e-5}
@@ -22,8 +23,8 @@ def plain_conv(x, kernel, stride, padding):
 
 
 @pytest.mark.parametrize('name,rewrite,x_shape,k_shape,stride,padding', [
-    ('whole-input matmul', models.whole_input_conv, (3, 4, 4, 6), (4, 4, 6, 5), 1, 'VALID'),
-    ('stride-2 downsample', models.stride2_conv, (3, 8, 6, 5), (4, 4, 5, 7), 2,
+    ('whole-input matmul', layers.whole_input_conv, (3, 4, 4, 6), (4, 4, 6, 5), 1, 'VALID'),
+    ('stride-2 downsample', layers.stride2_conv, (3, 8, 6, 5), (4, 4, 5, 7), 2,
      ((1, 1), (1, 1))),
 ])
 def test_conv_rewrites_match_lax_in_value_and_gradient(name, rewrite, x_shape, k_shape, stride,
@@ -44,14 +45,14 @@ def test_conv_rewrites_match_lax_in_value_and_gradient(name, rewrite, x_shape, k
 
 def test_conv_rewrites_refuse_other_convolutions():
   x, kernel = jnp.ones((2, 7, 7, 3)), jnp.ones((3, 3, 3, 4))
-  for rewrite in (models.whole_input_conv, models.stride2_conv):
+  for rewrite in (layers.whole_input_conv, layers.stride2_conv):
     with pytest.raises(ValueError, match='not the convolution it rewrites'):
       rewrite(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC)
 
 
 def test_whole_input_convolution_becomes_a_matmul():
   x, kernel = jnp.ones((2, 4, 4, 3)), jnp.ones((4, 4, 3, 5))
-  hlo = jax.jit(lambda a, b: models.whole_input_conv(a, b, (1, 1), 'VALID',
+  hlo = jax.jit(lambda a, b: layers.whole_input_conv(a, b, (1, 1), 'VALID',
                                                      dimension_numbers=NHWC)).lower(
                                                          x, kernel).as_text()
   assert 'dot_general' in hlo and 'convolution' not in hlo
@@ -87,7 +88,7 @@ def test_conv_rewrites_off_gives_the_same_networks():
 def test_project_up_is_the_transposed_convolution_of_a_pixel():
   # ConvTranspose2d(k=n, s=1, p=0) of a 1×1 map: output pixel (h, w) is x · kernel[h, w].
   x = jax.random.normal(jax.random.key(0), (3, 6))
-  layer = models.ProjectUp(features=5, size=4)
+  layer = layers.ProjectUp(features=5, size=4)
   variables = layer.init(jax.random.key(1), x)
   kernel = np.asarray(variables['params']['kernel'], np.float64)
   expected = np.einsum('bc,hwcd->bhwd', np.asarray(x, np.float64), kernel)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ce_jax import models
+from ce_jax.models import layers
 from configs import test as test_config
 
 TOL = {'rtol': 1e-5, 'atol': 1e-5}
@@ -45,7 +46,7 @@ class UpsampleTest(chex.TestCase):
   def test_both_methods_match_the_definition(self):
     x, kernel = random_case(5, 3, 6, 7)
     expected = transposed_conv_reference(np.asarray(x), np.asarray(kernel))
-    for fn in (models.upsample_transpose, models.upsample_subpixel):
+    for fn in (layers.upsample_transpose, layers.upsample_subpixel):
       y = self.variant(fn)(x, kernel)
       chex.assert_shape(y, (2, 10, 6, 7))
       np.testing.assert_allclose(np.asarray(y), expected, err_msg=fn.__name__, **TOL)
@@ -55,14 +56,14 @@ class UpsampleTest(chex.TestCase):
     # 2×2 output window is taps 1..2 of each axis (the others fall in the cropped border).
     kernel = (10 * np.arange(4)[:, None] + np.arange(4)[None, :]).astype(np.float32)
     kernel = jnp.asarray(kernel)[:, :, None, None]
-    y = models.upsample_subpixel(jnp.ones((1, 1, 1, 1)), kernel)
+    y = layers.upsample_subpixel(jnp.ones((1, 1, 1, 1)), kernel)
     np.testing.assert_array_equal(np.asarray(y)[0, :, :, 0], [[11, 12], [21, 22]])
 
   def test_gradients_match(self):
     x, kernel = random_case(4, 6, 5, 3, seed=1)
     cotangent = jax.random.normal(jax.random.key(2), (2, 8, 12, 3))
     grads = []
-    for fn in (models.upsample_transpose, models.upsample_subpixel):
+    for fn in (layers.upsample_transpose, layers.upsample_subpixel):
       _, vjp = jax.vjp(fn, x, kernel)
       grads.append(vjp(cotangent))
     for a, b in zip(*grads, strict=True):
@@ -71,7 +72,7 @@ class UpsampleTest(chex.TestCase):
   def test_subpixel_kernel_is_a_rearrangement(self):
     # Every tap of the 4×4 kernel appears exactly once in the 2×2×(4·Cout) kernel.
     kernel = jnp.arange(4 * 4 * 2 * 3, dtype=jnp.float32).reshape(4, 4, 2, 3)
-    sub = models.subpixel_kernel(kernel)
+    sub = layers.subpixel_kernel(kernel)
     chex.assert_shape(sub, (2, 2, 2, 12))
     np.testing.assert_array_equal(np.sort(np.asarray(sub).ravel()),
                                   np.sort(np.asarray(kernel).ravel()))
