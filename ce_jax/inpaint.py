@@ -10,11 +10,17 @@ only the generator's inference weights are restored.
 `--image` is a file or a folder; `--mask` is a file (white = fill, black =
 keep; any size with the image's aspect ratio), a folder of masks named like
 the images (`photo.jpg` ↔ `photo.png`), or `center` / `random_blocks` to
-generate one; `--output` is a .png file or a folder. The model runs at its own
-resolution: image and mask are resized to it, the prediction is resized back,
-and only the pixels under the mask change; every other pixel of the output is
-the original's, bit for bit (hence PNG). A center-output model predicts only
-the central square, so it accepts only masks inside it.
+generate one; `--output` is a .png file or a folder. Only the pixels under the
+mask change; every other pixel of the output is the original's, bit for bit
+(hence PNG). The model runs at its own resolution: with `--fill=crop` (the
+default) each hole is filled from a square of the photo around it,
+`--context_factor` times its size and at least the model's input (resized to
+that input, or as it is for GLCIC and DeepFill v2), and only a hole too large
+for that is filled from the whole photo resized to the model's input, the one
+way with `--fill=whole` (`completion.plan_fills`; `--verbosity=1` prints the
+way each hole took). A center-output model predicts only the central square
+of its input; so a hole filled from the whole photo must lie inside that
+square of the photo.
 """
 
 import os
@@ -69,6 +75,9 @@ def read_mask(path: str, image_size: tuple[int, int]) -> np.ndarray:
   hole = grey >= 128
   if not hole.any():
     raise UserError(f"--mask file '{path}' has no white pixels (white = fill, black = keep).")
+  if hole.all():
+    raise UserError(f"--mask file '{path}' is white everywhere: nothing is left to fill the "
+                    'image from (white = fill, black = keep).')
   return hole
 
 
@@ -129,15 +138,32 @@ class Inpainter:
   """A trained generator that fills `[H, W, 3]` uint8 images at any size.
 
   `variables` are G's `{'params', 'batch_stats'}` (`trained.load(...).variables`,
-  or `completion.generator_variables` of a training state).
+  or `completion.generator_variables` of a training state). `fill` and
+  `context_factor`: `completion.plan_fills`'.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, variables: completion.Variables):
+  def __init__(self, config: ml_collections.ConfigDict, variables: completion.Variables,
+               fill: str = 'crop', context_factor: float = completion.CONTEXT_FACTOR):
     self.config, self.variables = config, variables
     self.size = config.data.image_size
+    self.fill, self.context_factor = fill, context_factor
+    completion.check_fill(fill, context_factor)
     gen, _ = models.create_models(config)
     self._predict = jax.jit(
         lambda v, x, m: completion.complete(gen, v, x, m, config=config)[0])
+
+  def plan(self, hole: np.ndarray) -> completion.FillPlan:
+    """Where the generator runs to fill `hole` `[H, W]` bool (`completion.plan_fills`)."""
+    return completion.plan_fills(self.config, hole, fill=self.fill,
+                                 context_factor=self.context_factor)
+
+  def whole_hole(self, plan: completion.FillPlan) -> np.ndarray | None:
+    """The holes `plan` fills from the whole photo, at the model's size `[S, S]` bool; None
+    when it fills none that way."""
+    whole = [c for c in plan.crops if c.path == 'whole']
+    if not whole:
+      return None
+    return self.to_model(np.isin(plan.labels, whole[0].holes))
 
   def center_hole(self, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The config's center hole at the model's size `[S, S]` and at `image_size` (bool)."""
@@ -148,9 +174,7 @@ class Inpainter:
 
   def to_model(self, hole: np.ndarray) -> np.ndarray:
     """`[H, W]` bool → `[S, S]` bool: a model pixel is missing if any pixel under it is."""
-    s = self.size
-    area = Image.fromarray(hole.astype(np.float32), 'F').resize((s, s), Image.BOX)
-    return np.asarray(area) > 0
+    return completion.resize_hole(hole, (self.size, self.size))
 
   def to_image(self, small: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """`[S, S]` bool → `[H, W]` bool, nearest neighbour."""
@@ -187,25 +211,18 @@ class Inpainter:
         "center-output model predicts (model.output='center'): use --mask=center or a "
         "full-output model (model.output='full', e.g. configs/freeform.py).")
 
-  def __call__(self, image: np.ndarray, hole: np.ndarray,
-               small: np.ndarray | None = None) -> np.ndarray:
+  def __call__(self, image: np.ndarray, hole: np.ndarray, small: np.ndarray | None = None,
+               plan: completion.FillPlan | None = None) -> np.ndarray:
     """Fills `hole` `[H, W]` bool of `image` `[H, W, 3]` uint8 → `[H, W, 3]` uint8.
 
-    `small` is the hole at the model's resolution (default: `to_model(hole)`).
+    `plan`: `self.plan(hole)` (computed when None). `small`: the model's mask
+    `[S, S]` bool where the whole photo is filled (default: the hole resized).
     Pixels outside `hole` are returned unchanged.
     """
-    h, w = hole.shape
-    s = self.size
-    small = self.to_model(hole) if small is None else small
-    fill = np.round(np.asarray(self.config.data.mean_pixel)).astype(np.uint8)
-    filled = np.where(hole[..., None], fill, image).astype(np.uint8)
-    x = np.asarray(Image.fromarray(filled).resize((s, s), Image.BICUBIC), np.float32)
-    x = x[None] / 127.5 - 1.0
-    m = small[None, ..., None].astype(np.float32)
-    pred = visualize.to_uint8(jax.device_get(self._predict(self.variables, jnp.asarray(x),
-                                                           jnp.asarray(m)))[0])
-    up = np.asarray(Image.fromarray(pred).resize((w, h), Image.BICUBIC))
-    return np.where(hole[..., None], up, image)
+    plan = self.plan(hole) if plan is None else plan
+    predict = lambda x, m: jax.device_get(  # noqa: E731
+        self._predict(self.variables, jnp.asarray(x), jnp.asarray(m)))
+    return completion.fill_photo(predict, self.config, image, hole, plan, small)
 
 
 def make_hole(inpainter: Inpainter, spec: str, image_size: tuple[int, int],
@@ -223,23 +240,28 @@ def make_hole(inpainter: Inpainter, spec: str, image_size: tuple[int, int],
 
 
 def run(config: ml_collections.ConfigDict | None, workdir: str | None, checkpoint: str,
-        image: str, mask: str, output: str, grid: bool = False, seed: int = 0) -> list[str]:
+        image: str, mask: str, output: str, grid: bool = False, seed: int = 0,
+        fill: str = 'crop', context_factor: float = completion.CONTEXT_FACTOR) -> list[str]:
   """Fills every image that `--image` names; returns the written files.
 
-  `config` None: the run's (or export's) saved config.
+  `config` None: the run's (or export's) saved config. `fill`, `context_factor`:
+  `completion.plan_fills`'.
   """
   jobs = plan(image, mask, output)
   generator = trained.load(config, workdir, checkpoint)
   config = generator.config
-  inpainter = Inpainter(config, generator.variables)
+  inpainter = Inpainter(config, generator.variables, fill, context_factor)
   written = []
   for i, (image_path, spec, target) in enumerate(jobs):
     original = read_image(image_path)
     size = original.shape[:2]
     hole, small = make_hole(inpainter, spec, size, jax.random.fold_in(jax.random.key(seed), i))
     name = spec if spec in GENERATED else f"file '{spec}'"
-    inpainter.check_center(inpainter.to_model(hole) if small is None else small, size, name)
-    result = inpainter(original, hole, small)
+    fills = inpainter.plan(hole)
+    whole = inpainter.whole_hole(fills)
+    if whole is not None:
+      inpainter.check_center(whole if small is None else small, size, name)
+    result = inpainter(original, hole, small, fills)
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     visualize.save_png(result, target)
     written.append(target)
@@ -269,7 +291,19 @@ def define_flags() -> None:
   flags.DEFINE_string('output', None, 'A .png file, or a folder (for a folder of images).')
   flags.DEFINE_bool('grid', False, 'Also write <output>_grid.png: masked | completion | original.')
   flags.DEFINE_integer('seed', 0, 'Seed of generated random_blocks masks.')
+  define_fill_flags()
   flags.mark_flags_as_required(['image', 'mask', 'output'])
+
+
+def define_fill_flags() -> None:
+  """`--fill` and `--context_factor` (also the demo's)."""
+  flags.DEFINE_enum('fill', 'crop', completion.FILLS,
+                    'crop: each hole from a square of the photo around it (the whole photo '
+                    'for a hole too large for that); whole: every hole from the whole photo '
+                    "resized to the model's input.")
+  flags.DEFINE_float('context_factor', completion.CONTEXT_FACTOR,
+                     "--fill=crop: the square's side over the hole's longer side (at least the "
+                     "model's input when the photo allows).")
 
 
 def main(argv: list[str]) -> None:
@@ -277,7 +311,8 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   config = cli.load_config(required=False)
   written = cli.call(lambda: run(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.image,
-                                 FLAGS.mask, FLAGS.output, FLAGS.grid, FLAGS.seed))
+                                 FLAGS.mask, FLAGS.output, FLAGS.grid, FLAGS.seed, FLAGS.fill,
+                                 FLAGS.context_factor))
   for path in written:
     print(path)
 
