@@ -8,7 +8,9 @@ photo or pick a bundled one, brush over what to fill (the eraser takes strokes
 back; one slider sizes both) and press **Fill**: the page shows the masked
 input | the model's completion | OpenCV's Telea inpainting (JPEG copies), and
 offers the completion as a PNG. The fill is `ce_jax.inpaint.Inpainter`'s, so
-every pixel of the PNG outside the strokes is the photo's own, bit for bit. The
+every pixel of the PNG outside the strokes is the photo's own, bit for bit, and
+each stroke is filled from a square of the photo around it (`--fill`,
+`--context_factor`: as for `ce_jax.inpaint`). The
 brush is a canvas in the page, and Fill sends only its strokes, so a fill costs
 little more than the model's work. The model is restored and compiled once, at
 start-up. Nothing leaves the machine: no analytics, no share
@@ -30,7 +32,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw, ImageOps
 
-from ce_jax import baselines, cli, inpaint, input_pipeline, trained
+from ce_jax import baselines, cli, completion, inpaint, input_pipeline, models, trained
 from ce_jax.errors import UserError
 
 os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # Read when Gradio is imported (lazily).
@@ -65,6 +67,7 @@ class Fill:
   masked: np.ndarray  # the hole set to the mean pixel (the generator's input)
   completion: np.ndarray  # the model's; pixels outside the hole are the photo's
   telea: np.ndarray  # OpenCV Telea's
+  plan: completion.FillPlan  # where the model ran for each stroke
 
 
 # ----------------------------------------------------------------------------
@@ -160,23 +163,28 @@ def editor_background(inpainter: inpaint.Inpainter, image: np.ndarray) -> np.nda
 def fill(inpainter: inpaint.Inpainter, image: np.ndarray, hole: np.ndarray) -> Fill:
   """Fills `hole` `[H, W]` bool of `image` `[H, W, 3]` uint8 with the model and with Telea.
 
-  Raises `UserError` for an empty hole, or one outside a center-output model's square.
+  Raises `UserError` for an empty hole, one covering the whole photo, or one too large
+  for a square around it that reaches outside a center-output model's square.
   """
   if not hole.any():
     raise UserError('The mask is empty: brush over the part of the photo to fill, then press '
                     'Fill.')
-  small = inpainter.to_model(hole)
-  if inpainter.outside_center(small):
+  if hole.all():
+    raise UserError('The strokes cover the whole photo: leave some of it unbrushed to fill '
+                    'from.')
+  plan = inpainter.plan(hole)
+  whole = inpainter.whole_hole(plan)
+  if whole is not None and inpainter.outside_center(whole):
     y0, y1, x0, x1 = inpainter.center_box(image.shape[:2])
     raise UserError(
-        f'Some strokes reach outside the outlined square (rows {y0}–{y1}, columns {x0}–{x1}): '
-        'this center-output model fills only that square. Erase the strokes outside it, or '
-        "use a full-output model (model.output='full', e.g. configs/freeform.py), which fills "
-        'anywhere.')
+        f'A stroke too large to fill from the photo around it reaches outside the outlined '
+        f'square (rows {y0}–{y1}, columns {x0}–{x1}): this center-output model fills such a '
+        'stroke only inside that square. Erase it outside, or use a full-output model '
+        "(model.output='full', e.g. configs/freeform.py), which fills anywhere.")
   mean = np.round(np.asarray(inpainter.config.data.mean_pixel)).astype(np.uint8)
   return Fill(masked=np.where(hole[..., None], mean, image),
-              completion=inpainter(image, hole, small),
-              telea=baselines.telea(image, hole))
+              completion=inpainter(image, hole, plan=plan),
+              telea=baselines.telea(image, hole), plan=plan)
 
 
 def encode(image: np.ndarray, ext: str) -> bytes:
@@ -216,7 +224,11 @@ def respond(inpainter: inpaint.Inpainter, photo: Photo,
   with futures.ThreadPoolExecutor(len(images)) as pool:  # OpenCV encodes without the GIL.
     paths = tuple(pool.map(lambda kv: save(kv[1], os.path.join(folder, kv[0])),
                            images.items()))
-  status = (f'Filled {int(hole.sum())} pixels ({hole.mean():.1%} of the photo) in '
+  around = sum(len(c.holes) for c in result.plan.crops if c.path == 'crop')
+  whole = len(result.plan.boxes) - around
+  how = ', '.join([f'{around} stroke(s) from the photo around each'] * bool(around) +
+                  [f'{whole} from the whole photo'] * bool(whole))
+  status = (f'Filled {int(hole.sum())} pixels ({hole.mean():.1%} of the photo; {how}) in '
             f'{time.perf_counter() - start:.2f} s.' + (f' {photo.note}' if photo.note else ''))
   return (*paths, status)
 
@@ -325,7 +337,8 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
   import gradio as gr  # noqa: PLC0415 (optional dependency: the demo extra)
 
   center = inpainter.config.model.output == 'center'
-  how = ('This center-output model fills only the outlined square: brush inside it.' if center
+  how = ('This center-output model fills a stroke anywhere from the photo around it; a stroke '
+         'too large for that only inside the outlined square.' if center
          else 'This full-output model fills any region: brush over anything.')
 
   def load(path):
@@ -350,7 +363,7 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
     return (*shown, gr.DownloadButton(value=png, interactive=True), status)
 
   with gr.Blocks(title='ce_jax inpainting') as page:
-    gr.Markdown(f'## Context Encoder inpainting\n{description}\n\n'
+    gr.Markdown(f'## {models.family_name(inpainter.config)} inpainting\n{description}\n\n'
                 'Upload a photo or pick a bundled one, brush over what to fill (the eraser '
                 'takes strokes back; the slider sets the size of both), then press **Fill**.')
     photo = gr.State(None)
@@ -379,14 +392,17 @@ def build(inpainter: inpaint.Inpainter, examples: list[str], description: str):
 
 
 def load_inpainter(config: ml_collections.ConfigDict | None, workdir: str | None,
-                   checkpoint: str) -> tuple[inpaint.Inpainter, str]:
+                   checkpoint: str, fill: str = 'crop',
+                   context_factor: float = completion.CONTEXT_FACTOR
+                   ) -> tuple[inpaint.Inpainter, str]:
   """(an `Inpainter` of the run or export, compiled by one fill; its description).
 
-  `config` None: the run's (or export's) saved config.
+  `config` None: the run's (or export's) saved config. `fill`, `context_factor`:
+  `completion.plan_fills`'.
   """
   generator = trained.load(config, workdir, checkpoint)
   config = generator.config
-  inpainter = inpaint.Inpainter(config, generator.variables)
+  inpainter = inpaint.Inpainter(config, generator.variables, fill, context_factor)
   size = inpainter.size
   hole = np.zeros((size, size), bool)
   hole[size // 2 - 1:size // 2 + 1, size // 2 - 1:size // 2 + 1] = True
@@ -409,6 +425,7 @@ def define_flags() -> None:
   cli.define_checkpoint_flags()
   flags.DEFINE_string('host', '127.0.0.1', 'Address to serve the page on.')
   flags.DEFINE_integer('port', 7860, 'Port to serve the page on.')
+  inpaint.define_fill_flags()
 
 
 def main(argv: list[str]) -> None:
@@ -420,7 +437,8 @@ def main(argv: list[str]) -> None:
   except ImportError:
     cli.fail("the demo needs Gradio: pip install -e '.[demo]'")
   inpainter, description = cli.call(
-      lambda: load_inpainter(config, FLAGS.workdir, FLAGS.checkpoint))
+      lambda: load_inpainter(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.fill,
+                             FLAGS.context_factor))
   page = build(inpainter, bundled_photos(), description)
   page.queue(default_concurrency_limit=1)
   _, url, _ = page.launch(server_name=FLAGS.host, server_port=FLAGS.port, share=False,

@@ -82,11 +82,33 @@ def test_center_model_shows_its_square_and_refuses_strokes_outside(center_inpain
   inside[y0 + 5:y1 - 5, x0 + 5:x1 - 5] = True
   result = demo.fill(center_inpainter, image, inside)
   np.testing.assert_array_equal(result.completion[~inside], image[~inside])
-  outside = inside.copy()
-  outside[5:10, 5:10] = True
+  # A small stroke anywhere is filled from a square around it (the large one inside, from
+  # the whole photo) …
+  small = inside.copy()
+  small[5:10, 5:10] = True
+  result = demo.fill(center_inpainter, image, small)
+  assert [c.path for c in result.plan.crops] == ['crop', 'whole']
+  np.testing.assert_array_equal(result.completion[~small], image[~small])
+  # … but one too large for that must lie inside the square.
+  large = inside.copy()
+  large[5:195, 5:15] = True
   with pytest.raises(UserError, match=f'outside the outlined square .rows {y0}–{y1}, columns '
                                       f'{x0}–{x1}.'):
-    demo.fill(center_inpainter, image, outside)
+    demo.fill(center_inpainter, image, large)
+  with pytest.raises(UserError, match='The strokes cover the whole photo'):
+    demo.fill(center_inpainter, image, np.ones_like(inside))
+
+
+def test_small_stroke_on_a_large_upload_is_filled_from_the_photo_around_it(center_inpainter):
+  image = np.asarray(Image.fromarray(photo()).resize((1600, 1200), Image.BICUBIC))
+  hole = np.zeros(image.shape[:2], bool)
+  hole[700:724, 1000:1030] = True  # 24×30: a 60×60 square around it, resized to 32×32
+  result = demo.fill(center_inpainter, image, hole)
+  (crop,) = result.plan.crops
+  assert crop.path == 'crop' and crop.height == crop.width == 60 and crop.resized
+  assert crop.top <= 700 and crop.top + 60 >= 724 and crop.left <= 1000 and crop.left + 60 >= 1030
+  np.testing.assert_array_equal(result.completion[~hole], image[~hole])
+  assert (result.completion[hole] != image[hole]).any(-1).mean() > 0.5
 
 
 def test_hole_from_the_stroke_layer():
