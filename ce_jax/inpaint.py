@@ -138,15 +138,16 @@ class Inpainter:
   """A trained generator that fills `[H, W, 3]` uint8 images at any size.
 
   `variables` are G's `{'params', 'batch_stats'}` (`trained.load(...).variables`,
-  or `completion.generator_variables` of a training state). `fill` and
-  `context_factor`: `completion.plan_fills`'.
+  or `completion.generator_variables` of a training state). `fill`,
+  `context_factor` and `min_side`: `completion.plan_fills`'.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, variables: completion.Variables,
-               fill: str = 'crop', context_factor: float = completion.CONTEXT_FACTOR):
+               fill: str = 'crop', context_factor: float = completion.CONTEXT_FACTOR,
+               min_side: int | None = None):
     self.config, self.variables = config, variables
     self.size = config.data.image_size
-    self.fill, self.context_factor = fill, context_factor
+    self.fill, self.context_factor, self.min_side = fill, context_factor, min_side
     completion.check_fill(fill, context_factor)
     gen, _ = models.create_models(config)
     self._predict = jax.jit(
@@ -155,7 +156,7 @@ class Inpainter:
   def plan(self, hole: np.ndarray) -> completion.FillPlan:
     """Where the generator runs to fill `hole` `[H, W]` bool (`completion.plan_fills`)."""
     return completion.plan_fills(self.config, hole, fill=self.fill,
-                                 context_factor=self.context_factor)
+                                 context_factor=self.context_factor, min_side=self.min_side)
 
   def whole_hole(self, plan: completion.FillPlan) -> np.ndarray | None:
     """The holes `plan` fills from the whole photo, at the model's size `[S, S]` bool; None
