@@ -15,7 +15,7 @@ import numpy as np
 from absl import flags
 from etils import epath
 
-from ce_jax import cli, completion, evaluate, masks, metrics, models, train, trained
+from ce_jax import cli, completion, evaluate, held_out, masks, metrics, models, trained
 
 FLAGS = flags.FLAGS
 
@@ -38,7 +38,7 @@ def hole_psnr(gen, variables, config, examples, batch_stats: bool) -> float:
   fn = jax.jit(forward)
   key = jax.random.PRNGKey(config.mask.eval_seed)
   values = []
-  for i, chunk in enumerate(train.eval_chunks(examples, config.train.batch_size)):
+  for i, chunk in enumerate(held_out.eval_chunks(examples, config.train.batch_size)):
     psnr = fn(variables, jnp.asarray(chunk['image']), jax.random.fold_in(key, i))
     values.append(np.asarray(psnr)[chunk['valid']])
   return float(np.mean(np.concatenate(values)))

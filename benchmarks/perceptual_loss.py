@@ -38,8 +38,8 @@ def main() -> None:
                  *steps, *args.extra]
     seconds = recipe.train_once(overrides, workdir)
     methods = recipe.evaluate(overrides, workdir, os.path.join(workdir, 'eval'), [])['methods']
-    rows.append((f'{weight:g}', methods['context_encoder'], seconds))
-    print(f'perceptual_weight={weight:g}: {json.dumps(methods["context_encoder"])} '
+    rows.append((f'{weight:g}', methods['model'], seconds))
+    print(f'perceptual_weight={weight:g}: {json.dumps(methods["model"])} '
           f'({seconds:.0f} s)', flush=True)
   rows.append(('OpenCV Telea', methods['telea'], None))
   print(f'\n{args.config} {" ".join(steps + args.extra)}; held-out metrics:\n')

@@ -28,13 +28,14 @@ import tensorflow as tf
 
 PAPER = ['--config=configs/paper.py']
 DEFAULT = ['--config=configs/default.py']
-OPTIM = ['--config.optim.g_lr_multiplier=1', '--config.loss.rec_only_steps=1600',
+OPTIM = ['--config.optim.g_lr=2e-4', '--config.loss.rec_only_steps=1600',
          '--config.mask.overlap_weight=1']
 # The default before the bottleneck, colour offset and schedule levers below:
 # the paper's model with OPTIM, G's EMA, augmentation and random-size holes.
-AUGMENT = DEFAULT + ['--config.model.bottleneck=conv', '--config.model.color_offset=none',
-                     '--config.optim.lr_schedule=constant', '--config.train.num_steps=2400',
-                     '--config.loss.rec_only_steps=1600']
+AUGMENT = ['--config=configs/default.py:adversarial,model_options',
+           '--config.model.bottleneck=conv', '--config.model.color_offset=none',
+           '--config.optim.lr_schedule=constant', '--config.train.num_steps=2400',
+           '--config.loss.rec_only_steps=1600']
 CFC = AUGMENT + ['--config.model.bottleneck=channelwise_fc', '--config.train.num_steps=3200']
 # Cumulative: each lever joins the ones above it, on the same photos, until
 # `default`, which is configs/default.py itself. The channel-wise FC generator
@@ -62,7 +63,7 @@ EVALS = {
 COLUMNS = (('hole_psnr', 'hole PSNR (dB) ↑', 1, 2), ('hole_ssim', 'hole SSIM ↑', 1, 3),
            ('hole_l1', 'hole L1 (%) ↓', 100, 2))
 BASELINES = {'telea': 'OpenCV Telea', 'navier_stokes': 'OpenCV Navier–Stokes',
-             'mean_fill': 'mean-pixel fill'}
+             'smooth_fill': 'smooth fill (no network)', 'mean_fill': 'mean-pixel fill'}
 
 
 def run(cmd: list[str]) -> float:
@@ -115,7 +116,7 @@ def table(results: dict[str, dict]) -> str:
     lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
 
   for name, summary in results.items():
-    row(name, summary['methods']['context_encoder'])
+    row(name, summary['methods']['model'])
   any_summary = next(iter(results.values()))
   for key, label in BASELINES.items():
     row(label, any_summary['methods'][key])

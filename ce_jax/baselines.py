@@ -1,4 +1,5 @@
-"""Classical inpainting baselines: OpenCV Telea, OpenCV Navier–Stokes, mean-pixel fill.
+"""Classical inpainting baselines: OpenCV Telea, OpenCV Navier–Stokes, the unlearned smooth
+fill, mean-pixel fill.
 
 Each fills the hole of uint8 images and leaves the known pixels untouched, so
 its scores compare directly with the model's composited completions.
@@ -7,7 +8,10 @@ its scores compare directly with the model's composited completions.
 from collections.abc import Callable, Sequence
 
 import cv2
+import jax.numpy as jnp
 import numpy as np
+
+from ce_jax import completion
 
 RADIUS = 3  # OpenCV's neighbourhood radius, in pixels (its documentation's example value).
 
@@ -30,10 +34,28 @@ def mean_fill(image: np.ndarray, hole: np.ndarray,
   return out
 
 
-def methods(mean_pixel: Sequence[float]) -> dict[str, Callable[[np.ndarray, np.ndarray],
-                                                               np.ndarray]]:
-  """Name → fill function, in table order."""
+SMOOTH_SIGMA = 8.0  # The default's `model.offset_sigma`.
+
+
+def smooth_fill(image: np.ndarray, hole: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
+  """The hole filled by the known pixels' normalised Gaussian blur (`completion.smooth_fill`).
+
+  What the default's generator adds its output to (`model.color_offset='smooth'`),
+  with no network: every table shows what the network adds over it. Same shapes
+  as `telea`.
+  """
+  x = jnp.asarray(image, jnp.float32)[None] / 127.5 - 1.0
+  m = jnp.asarray(hole, jnp.float32)[None, :, :, None]
+  fill = np.asarray(completion.smooth_fill(x, m, sigma)[0])
+  fill = np.clip(np.round((fill + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  return np.where(hole[..., None], fill, image)
+
+
+def methods(mean_pixel: Sequence[float], sigma: float = SMOOTH_SIGMA
+            ) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+  """Name → fill function, in table order (`sigma`: the smooth fill's blur)."""
   return {'telea': telea, 'navier_stokes': navier_stokes,
+          'smooth_fill': lambda image, hole: smooth_fill(image, hole, sigma),
           'mean_fill': lambda image, hole: mean_fill(image, hole, mean_pixel)}
 
 

@@ -36,13 +36,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from ce_jax import config_checks
 from ce_jax.errors import UserError
 
 LANDMARKS = ('lefteye', 'righteye', 'nose', 'leftmouth', 'rightmouth')
 # Landmark order after a horizontal flip: left and right swap.
 FLIP_ORDER = (1, 0, 2, 4, 3)
-SPLITS = ('train', 'validation', 'test')  # partition ids 0, 1, 2
-KEEP = ('true', 'false', 'all')
+SPLITS = config_checks.CELEBA_SPLITS  # partition ids 0, 1, 2
 LISTS = ('list_attr_celeba', 'list_landmarks_align_celeba', 'list_eval_partition')
 IMAGE_DIRS = ('img_align_celeba/img_align_celeba', 'img_align_celeba', 'Img/img_align_celeba',
               'img_align_celeba_png', 'Img/img_align_celeba_png')
@@ -79,16 +79,6 @@ class Items:
 # ----------------------------------------------------------------------------
 # Checks
 # ----------------------------------------------------------------------------
-
-
-def _check_fields(config: ml_collections.ConfigDict) -> None:
-  data = config.data
-  for field in ('train_split', 'eval_split'):
-    if data[field] not in SPLITS:
-      raise UserError(f"data.{field}='{data[field]}': expected one of {SPLITS}.")
-  if data.celeba_keep not in KEEP:
-    raise UserError(f"data.celeba_keep='{data.celeba_keep}': expected one of {KEEP} (keep faces "
-                    'where data.celeba_attribute is true, false, or all faces).')
 
 
 def _check_attribute(name: str, known: Sequence[str]) -> None:
@@ -146,7 +136,6 @@ def _download(builder, config: ml_collections.ConfigDict) -> bool:
 
 def check_available(config: ml_collections.ConfigDict) -> None:
   """Fails at once, naming where it looked and both ways to get CelebA, if data are absent."""
-  _check_fields(config)
   root = config.data.celeba_dir
   if root:
     if not os.path.isdir(root):

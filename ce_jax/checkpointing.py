@@ -68,14 +68,34 @@ def save(manager: ocp.CheckpointManager, state: GANState) -> None:
   manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
 
+D_FIELDS = ('d_params', 'd_batch_stats', 'd_opt_state')
+
+
 def restore_or_init(manager: ocp.CheckpointManager, state: GANState,
                     step: int | None = None) -> GANState:
   """The checkpoint at `step` (default: latest) in the shape and sharding of `state`.
 
-  Returns `state` itself when the directory holds no checkpoint.
+  Returns `state` itself when the directory holds no checkpoint. When the
+  checkpoint and `state` disagree on whether D exists (a run saved before
+  reconstruction-only runs dropped D, or one whose longer schedule now
+  brings D in), everything else is restored and D's fields keep `state`'s
+  (nothing, or a fresh D).
   """
   step = manager.latest_step() if step is None else step
   if step is None:
     return state
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  item = epath.Path(manager.directory) / str(step) / 'default'
+  stored = ocp.PyTreeCheckpointHandler().metadata(item).tree
+  has_d = lambda tree: bool(jax.tree.leaves(tree['d_params'] if isinstance(tree, dict)  # noqa: E731
+                                            else tree.d_params))
+  if has_d(stored) == has_d(abstract):
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  fields = {k: getattr(abstract, k) for k in stored if k not in D_FIELDS and hasattr(abstract, k)}
+  restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, dtype=x.dtype),
+                              fields)
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    restored = checkpointer.restore(
+        item, args=ocp.args.PyTreeRestore(item=fields, restore_args=restore_args,
+                                    partial_restore=True))
+  return state.replace(**restored)

@@ -67,19 +67,35 @@ def color_offset(config: ml_collections.ConfigDict, image: jax.Array,
     fraction vanishes).
   """
   kind = config.model.color_offset
-  if kind not in COLOR_OFFSETS:
-    raise UserError(f"model.color_offset='{kind}': expected one of {COLOR_OFFSETS}.")
   if kind == 'none':
     return jnp.zeros((image.shape[0], 1, 1, 3), jnp.float32)
+  if kind == 'context_mean':
+    return context_mean(image, mask)
+  return smooth_fill(image, mask, config.model.offset_sigma)
+
+
+def context_mean(image: jax.Array, mask: jax.Array) -> jax.Array:
+  """The known pixels' mean colour `[B, 1, 1, 3]` (0 where nothing is known)."""
   known = 1.0 - mask
   count = jnp.sum(known, axis=(1, 2), keepdims=True)
-  mean = jnp.sum(known * image, axis=(1, 2), keepdims=True) / jnp.maximum(count, 1.0)
-  if kind == 'context_mean':
-    return mean
-  blurred = gaussian_blur(jnp.concatenate([known * image, known], axis=-1),
-                          config.model.offset_sigma)
+  return jnp.sum(known * image, axis=(1, 2), keepdims=True) / jnp.maximum(count, 1.0)
+
+
+def smooth_fill(image: jax.Array, mask: jax.Array, sigma: float) -> jax.Array:
+  """The known pixels' normalised Gaussian blur: a fill of the hole from its border.
+
+  Args:
+    image: `[B, H, W, 3]` float32 in [-1, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = missing.
+    sigma: the blur's σ in pixels.
+  Returns:
+    `[B, H, W, 3]` float32: the known pixels blurred and divided by the
+    blurred known fraction (the context mean where that fraction vanishes).
+  """
+  known = 1.0 - mask
+  blurred = gaussian_blur(jnp.concatenate([known * image, known], axis=-1), sigma)
   eps = 1e-3
-  return (blurred[..., :3] + eps * mean) / (blurred[..., 3:] + eps)
+  return (blurred[..., :3] + eps * context_mean(image, mask)) / (blurred[..., 3:] + eps)
 
 
 def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:

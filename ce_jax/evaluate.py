@@ -34,18 +34,24 @@ from ce_jax import (
   cli,
   completion,
   fid,
+  held_out,
   metrics,
   models,
   perceptual,
-  train,
   trained,
   visualize,
 )
-from ce_jax.train_state import GANState
 
-MODEL = 'context_encoder'
-LABELS = {MODEL: 'Context Encoder', 'telea': 'OpenCV Telea',
-          'navier_stokes': 'OpenCV Navier–Stokes', 'mean_fill': 'mean-pixel fill'}
+MODEL = 'model'  # The trained model's key among the methods; its label names its family.
+FAMILY_LABELS = {'context_encoder': 'Context Encoder', 'glcic': 'GLCIC',
+                 'deepfill2': 'DeepFill v2'}
+LABELS = {MODEL: 'the model', 'telea': 'OpenCV Telea', 'navier_stokes': 'OpenCV Navier–Stokes',
+          'smooth_fill': 'smooth fill (no network)', 'mean_fill': 'mean-pixel fill'}
+
+
+def label(method: str, family: str) -> str:
+  """A method's name in tables: the trained model's is its family's (`model.family`)."""
+  return FAMILY_LABELS[family] if method == MODEL else LABELS[method]
 # (metric, header, scale, decimals)
 COLUMNS = (('hole_psnr', 'hole PSNR (dB) ↑', 1, 2), ('image_psnr', 'image PSNR (dB) ↑', 1, 2),
            ('hole_ssim', 'hole SSIM ↑', 1, 3), ('image_ssim', 'image SSIM ↑', 1, 3),
@@ -63,15 +69,6 @@ _lpips_distances_fn = jax.jit(metrics.lpips_distances)
 # ----------------------------------------------------------------------------
 # Model
 # ----------------------------------------------------------------------------
-
-
-def generator_state(config: ml_collections.ConfigDict, variables: completion.Variables
-                    ) -> GANState:
-  """A `GANState` holding only G's inference `variables`: all that `train.eval_step` reads."""
-  ema = variables if config.train.ema_decay > 0 else {}
-  return GANState(step=jnp.zeros((), jnp.int32), rng=None, g_params=variables['params'],
-                  g_batch_stats=variables['batch_stats'], g_opt_state=None, d_params=None,
-                  d_batch_stats=None, d_opt_state=None, g_ema=ema, g_tx=None, d_tx=None)
 
 
 # ----------------------------------------------------------------------------
@@ -100,13 +97,12 @@ def complete_all(variables: completion.Variables, config: ml_collections.ConfigD
   `on_method(method, done so far)` is called as each method's completions
   are ready (e.g. `LpipsScores.add`, which scores them while the next runs).
   """
-  gen, _ = models.create_models(config)
-  eval_fn = jax.jit(functools.partial(train.eval_step, config=config, gen=gen))
-  state = generator_state(config, variables)
+  gen = models.create_generator(config)
+  eval_fn = jax.jit(functools.partial(held_out.eval_step, config=config, gen=gen))
   key = jax.random.PRNGKey(config.mask.eval_seed)
   parts: dict[str, list[np.ndarray]] = {}
-  for i, chunk in enumerate(train.eval_chunks(examples, config.train.batch_size)):
-    out = jax.device_get(eval_fn(state, chunk, jax.random.fold_in(key, i)))
+  for i, chunk in enumerate(held_out.eval_chunks(examples, config.train.batch_size)):
+    out = jax.device_get(eval_fn(variables, chunk, jax.random.fold_in(key, i)))
     valid = chunk['valid']
     for name, value in (('image', chunk['image']), ('mask', out['mask']),
                         ('masked', out['masked']), (MODEL, out['completion'])):
@@ -114,7 +110,7 @@ def complete_all(variables: completion.Variables, config: ml_collections.ConfigD
   done = {k: np.concatenate(v) for k, v in parts.items()}
   on_method = on_method or (lambda method, done: None)
   on_method(MODEL, done)
-  for name, fn in baselines.methods(config.data.mean_pixel).items():
+  for name, fn in baselines.methods(config.data.mean_pixel, config.model.offset_sigma).items():
     done[name] = baselines.complete(fn, done['image'], done['mask'])
     on_method(name, done)
   return done
@@ -242,8 +238,11 @@ def summarise(per_image: dict[str, dict[str, np.ndarray]], by_area: bool) -> dic
   return out
 
 
-def markdown_table(methods: dict[str, dict[str, float]], step: int) -> str:
+def markdown_table(methods: dict[str, dict[str, float]], step: int,
+                   family: str = 'context_encoder') -> str:
   """One row per method; L1 and L2 (mean squared error) in % of the [0, 1] range.
+
+  The trained model's row is named after its `family` and `step`.
 
   Only the columns whose metrics the values have (LPIPS and FID are optional).
   """
@@ -251,22 +250,23 @@ def markdown_table(methods: dict[str, dict[str, float]], step: int) -> str:
   lines = ['| method | ' + ' | '.join(c[1] for c in columns) + ' |',
            '| --- |' + ' ---: |' * len(columns)]
   for method, values in methods.items():
-    label = f'{LABELS[method]} (step {step})' if method == MODEL else LABELS[method]
+    name = f'{label(method, family)} (step {step})' if method == MODEL else label(method, family)
     cells = [f'{values[k] * scale:.{digits}f}' for k, _, scale, digits in columns]
-    lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
 def markdown(summary: dict[str, Any]) -> str:
   """The whole report: a caption, the main table and the per-area tables."""
-  size = summary['image_size']
+  size, family = summary['image_size'], summary.get('model_family', 'context_encoder')
   text = [f'{summary["num_images"]} held-out {size}×{size} crops, mask.kind='
           f'{summary["mask_kind"]} (seed {summary["mask_seed"]}), mean hole '
           f'{100 * summary["mean_hole_fraction"]:.1f} % of the image; means over images.',
-          '', markdown_table(summary['methods'], summary['step'])]
+          '', markdown_table(summary['methods'], summary['step'], family)]
   for b in summary.get('area_bins', []):
     text += ['', f'Hole area {100 * b["min"]:.0f}–{100 * b["max"]:.0f} % '
-             f'({b["num_images"]} images):', '', markdown_table(b['methods'], summary['step'])]
+             f'({b["num_images"]} images):', '',
+             markdown_table(b['methods'], summary['step'], family)]
   return '\n'.join(text) + '\n'
 
 
@@ -297,7 +297,6 @@ def run(config: ml_collections.ConfigDict | None, workdir: str | None,
   inception = fid.load(fid_weights) if fid_weights else None
   generator = trained.load(config, workdir, checkpoint)
   config, step, path = generator.config, generator.step, generator.path
-  train.validate(config)
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
     # Compiles overlap TensorFlow's import (seconds, one core) and, for LPIPS
     # (whose tracing would hold the import back), the data's loading.
@@ -314,7 +313,7 @@ def run(config: ml_collections.ConfigDict | None, workdir: str | None,
     per_image = merge(per_image, lpips_scores.result())
   summary = {'step': step, 'checkpoint': path, 'mask_kind': config.mask.kind,
              'mask_seed': config.mask.eval_seed, 'image_size': config.data.image_size,
-             'model_output': config.model.output,
+             'model_family': config.model.family, 'model_output': config.model.output,
              **summarise(per_image, by_area=config.mask.kind != 'center')}
   if inception:
     for method, value in fid_scores(done, *inception).items():

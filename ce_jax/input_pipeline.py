@@ -275,24 +275,6 @@ def _colour_augmented(data: ml_collections.ConfigDict) -> bool:
               or _active(data.saturation_range) or data.hue_augment)
 
 
-def check_augment(data: ml_collections.ConfigDict) -> None:
-  """Raises UserError for an augmentation field of `config.data` out of range."""
-  if data.scale_range and tuple(data.scale_range) != (0, 0):
-    lo, hi = data.scale_range
-    if not 0 < lo <= hi <= 1:
-      raise UserError(f'data.scale_range={tuple(data.scale_range)}: expected (lo, hi) with '
-                      '0 < lo <= hi <= 1 (fractions of the shorter side), or (0, 0) for '
-                      'fixed-size crops.')
-  for field in ('saturation_range', 'contrast_range'):
-    value = data[field]
-    if value and not 0 <= value[0] <= value[1]:
-      raise UserError(f'data.{field}={tuple(value)}: expected factors (lo, hi) with '
-                      '0 <= lo <= hi; (1, 1) leaves images as they are.')
-  if not 0 <= data.brightness_delta <= 1:
-    raise UserError(f'data.brightness_delta={data.brightness_delta}: expected a value in '
-                    '[0, 1] (0 turns it off).')
-
-
 def augment(image: tf.Tensor, data: ml_collections.ConfigDict, seed: tf.Tensor) -> tf.Tensor:
   """The train example of a `[h, w, 3]` photo (uint8 or float in [0, 255]).
 
@@ -337,7 +319,6 @@ def _resized_once(photo: np.ndarray, shorter: int) -> np.ndarray:
 
 def photo_transform(data: ml_collections.ConfigDict):
   """`transform` of the photo sources: `augment` for training, a fixed crop for eval."""
-  check_augment(data)
 
   def transform(image, j, seed, train):
     del j
@@ -390,17 +371,6 @@ def embedded_source(config: ml_collections.ConfigDict, split: str) -> Source:
                 transform=photo_transform(data))
 
 
-def check_photo_cache(data: ml_collections.ConfigDict) -> None:
-  """Raises UserError unless `data.photo_cache` names a folder ('photos' source)."""
-  if 'photo_cache' not in data:
-    raise UserError("data.source='photos' needs data.photo_cache, the folder `python -m "
-                    'ce_jax.corpus` prepares: use --config=configs/photos.py.')
-  if not isinstance(data.photo_cache, str) or not data.photo_cache.strip():
-    raise UserError(f'data.photo_cache={data.photo_cache!r}: expected the folder that '
-                    '`python -m ce_jax.corpus --cache=DIR` prepares (default '
-                    f'{corpus.DEFAULT_CACHE}).')
-
-
 def _load_shorter(path: str, shorter: int) -> np.ndarray | None:
   """A photo file → `[h, w, 3]` uint8 with min(h, w) = `shorter`; None if it does not decode.
 
@@ -427,7 +397,6 @@ def corpus_source(config: ml_collections.ConfigDict,
   left out; a missing or empty cache is a UserError saying how to prepare it.
   """
   data = config.data
-  check_photo_cache(data)
   files = corpus.prepared_files(data.photo_cache, manifest)
   shorter = max(data.resize_shorter, data.image_size)
   with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -532,8 +501,7 @@ def make_sources(config: ml_collections.ConfigDict) -> tuple[Source, Source]:
     return folder_source(config, 'train'), folder_source(config, 'eval')
   if kind == 'celeba':
     return celeba_sources(config)
-  raise UserError(f"data.source='{kind}': expected 'embedded', 'photos', 'folder' or "
-                  "'celeba'.")
+  raise ValueError(f"data.source='{kind}' (config_checks names the choices).")
 
 
 # ----------------------------------------------------------------------------

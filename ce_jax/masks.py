@@ -373,7 +373,7 @@ def from_config(config: ml_collections.ConfigDict, key: jax.Array,
                       "data.source='celeba'.")
     return mustache(batch['landmarks'], (h, w), margin_x=config.mustache_margin_x,
                     margin_y=config.mustache_margin_y, **band)
-  raise UserError(f"mask.kind='{kind}': expected one of {KINDS}.")
+  raise ValueError(f"mask.kind='{kind}' (config_checks.check names the choices).")
 
 
 KINDS = ('center', 'random_blocks', 'random_region', 'freeform', 'mustache')

@@ -25,7 +25,7 @@ FILENAME = 'config.json'
 RESUMABLE = (
     'train.num_steps', 'train.log_every', 'train.eval_every', 'train.sample_every',
     'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',
-    'loss.', 'optim.d_lr', 'optim.g_lr_multiplier', 'optim.final_lr_fraction',
+    'loss.', 'optim.d_lr', 'optim.g_lr', 'optim.final_lr_fraction',
     'model.upsample', 'model.conv_rewrites', 'model.dtype',
     'data.prefetch', 'data.celeba_download', 'data.celeba_dir',
     'data.tfds_data_dir', 'data.photo_cache', 'mask.eval_seed',
@@ -35,6 +35,16 @@ RESUMABLE = (
 # a saved config without them gets them on `load`.
 ADDED = {'optim.lr_schedule': 'constant', 'optim.final_lr_fraction': 0.0,
          'model.color_offset': 'none', 'model.offset_sigma': 8.0}
+
+
+def _upgrade(config: ml_collections.ConfigDict) -> None:
+  """Rewrites fields that were replaced: `optim.g_lr_multiplier` became `optim.g_lr`."""
+  optim = config.get('optim')
+  if isinstance(optim, ml_collections.ConfigDict) and 'g_lr_multiplier' in optim:
+    multiplier = optim.g_lr_multiplier
+    del optim['g_lr_multiplier']
+    if 'g_lr' not in optim:
+      optim.g_lr = optim.d_lr * multiplier
 
 
 def path(directory: str | epath.PathLike) -> epath.Path:
@@ -96,6 +106,7 @@ def load(directory: str | epath.PathLike) -> ml_collections.ConfigDict | None:
       node = node.get(parent) if isinstance(node, ml_collections.ConfigDict) else None
     if isinstance(node, ml_collections.ConfigDict) and name not in node:
       node[name] = value
+  _upgrade(config)
   return config
 
 
@@ -145,16 +156,20 @@ def for_run(directory: str | epath.PathLike, config: ml_collections.ConfigDict |
   """The config of the run (or export) in `directory`; `config` (`--config`) wins if given.
 
   Where `config` differs from the saved one, one warning line names the fields.
+  The result has passed `config_checks.check`.
   """
+  from ce_jax import config_checks  # noqa: PLC0415 (it imports the models; this module does not)
+
   saved = load(directory)
   if config is None:
     if saved is None:
       raise UserError(f'{directory} holds no {FILENAME} (runs before it was saved lack one): '
                       'pass --config and the --config.* overrides the run was trained with.')
-    return saved
-  if saved is not None:
+    config = saved
+  elif saved is not None:
     changes = differences(saved, config)
     if changes:
       logging.warning('--config differs from %s in %s; using --config.', path(directory),
                       describe(changes))
+  config_checks.check(config)
   return config

@@ -1,4 +1,8 @@
-"""Training loop: mesh → input → state → jitted D+G step → logging, eval, checkpoints."""
+"""Training: the pure step (`d_update`, then `g_update`) and the loop around it.
+
+mesh → input → state → every phase's step compiled → loop with logging, eval,
+samples, checkpoints.
+"""
 
 import functools
 import io
@@ -19,9 +23,10 @@ from etils import epath
 from ce_jax import (
   checkpointing,
   completion,
+  config_checks,
+  held_out,
   losses,
   masks,
-  metrics,
   models,
   parallel,
   perceptual,
@@ -101,25 +106,6 @@ def apply_gradients(tx: optax.GradientTransformation, params: optax.Params,
   return new_params, new_opt_state, grad_norm, param_norm
 
 
-PHASES = ('rec', 'd', 'joint')
-LR_SCHEDULES = ('constant', 'cosine')
-
-
-def phase(config: ml_collections.ConfigDict, step: int) -> str:
-  """The training phase of `step` (GLCIC's schedule, Iizuka et al. 2017).
-
-  'rec': G alone on the reconstruction loss (`loss.rec_only_steps` steps);
-  'd': D alone against the frozen G (`loss.d_only_steps` steps);
-  'joint': both, G on `rec_weight·L_rec + adv_weight·L_adv`.
-  """
-  rec, d = config.loss.rec_only_steps, config.loss.d_only_steps
-  if step < rec:
-    return 'rec'
-  if step < rec + d:
-    return 'd'
-  return 'joint'
-
-
 def ema_update(config: ml_collections.ConfigDict, ema: Any, variables: Any,
                step: jax.Array) -> Any:
   """G's EMA after `step` updates: decay `min(train.ema_decay, (1 + t) / (10 + t))`.
@@ -134,144 +120,177 @@ def ema_update(config: ml_collections.ConfigDict, ema: Any, variables: Any,
   return optax.incremental_update(variables, ema, 1.0 - decay)
 
 
+def g_forward(params: Any, batch_stats: Any, x_in: jax.Array, colour: jax.Array, *,
+              config: ml_collections.ConfigDict, gen: nn.Module) -> tuple[Any, Any]:
+  """G's training forward pass: ((output, sown stages), new batch statistics).
+
+  The output is `completion.generator_output` of G's `[B, out, out, 3]`;
+  sown 'intermediates' (DeepFill v2's coarse image) are outputs too, mapped
+  the same way: each gets L_rec.
+  """
+  variables = {'params': params, 'batch_stats': batch_stats}
+  out, upd = gen.apply(variables, x_in, train=True, mutable=['batch_stats', 'intermediates'])
+  outputs = jax.tree.map(lambda y: completion.generator_output(config, y, colour),
+                         (out, upd.get('intermediates', {})))
+  return outputs, upd.get('batch_stats', {})
+
+
+def d_apply(disc: nn.Module, params: Any, batch_stats: Any, x: jax.Array,
+            mask: jax.Array) -> tuple[jax.Array, Any]:
+  """D's logits `[B, ...]` float32 in training mode, and its new batch statistics."""
+  logit, upd = disc.apply({'params': params, 'batch_stats': batch_stats}, x, mask, train=True,
+                          mutable=['batch_stats'])
+  return logit, upd.get('batch_stats', {})
+
+
+def d_update(state: GANState, image: jax.Array, g_out: jax.Array, mask: jax.Array, *,
+             config: ml_collections.ConfigDict, disc: nn.Module) -> tuple[GANState, Metrics]:
+  """One step of D on real `image` against G's `g_out` (held fixed) (pure).
+
+  Args:
+    image: `[B, H, W, 3]` float32 in [-1, 1].
+    g_out: G's output `[B, out, out, 3]` float32 in [-1, 1].
+    mask: `[B, H, W, 1]` float32 in {0, 1}, 1 = missing.
+  Returns:
+    The state with D's params, batch statistics and optimizer state updated,
+    and `d_loss`, `d_real`, `d_fake` (mean probabilities), `d_grad_norm`, `d_lr`.
+  """
+  real, fake, d_mask = _disc_views(config, image, g_out, mask)
+
+  def loss_fn(params):
+    real_logit, stats = d_apply(disc, params, state.d_batch_stats, real, d_mask)
+    fake_logit, stats = d_apply(disc, params, stats, jax.lax.stop_gradient(fake), d_mask)
+    loss = losses.discriminator_loss(real_logit=real_logit, fake_logit=fake_logit,
+                                     kind=config.loss.gan)
+    return loss, (stats, real_logit, fake_logit)
+
+  (loss, (stats, real_logit, fake_logit)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.d_params)
+  lr = train_state.current_lr(state.d_opt_state, train_state.learning_rate(config, 'd_lr'))
+  params, opt_state, grad_norm, _ = apply_gradients(state.d_tx, state.d_params,
+                                                    state.d_opt_state, grads)
+  state = state.replace(d_params=params, d_batch_stats=stats, d_opt_state=opt_state)
+  return state, {'d_loss': loss, 'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
+                 'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)), 'd_grad_norm': grad_norm,
+                 'd_lr': lr}
+
+
+def g_loss(g_outputs: tuple[jax.Array, Any], image: jax.Array, m: masks.Masks,
+           perceptual_params: perceptual.Params | None, *, config: ml_collections.ConfigDict,
+           disc: nn.Module | None, d_params: Any, d_batch_stats: Any
+           ) -> tuple[jax.Array, tuple[Metrics, Any]]:
+  """G's loss given its outputs (pure): what `jax.value_and_grad` differentiates.
+
+  Without `disc` (the 'rec' phase): L_rec over the output and every sown
+  stage, times `loss.rec_weight` in an adversarial config; with it
+  ('joint'): `rec_weight·L_rec + adv_weight·L_adv` against D at `d_params`.
+  Either way plus `loss.perceptual_weight` × the VGG16 feature distance.
+
+  Returns:
+    (loss `[]`, (its terms, D's batch statistics after G's pass)).
+  """
+  g_out, stages = g_outputs
+  if config.model.output == 'center':
+    corner, side = completion.center_box(config)
+    target, weight = completion.crop(image, corner, side), completion.crop(m.weight, corner, side)
+  else:
+    target, weight = image, m.weight
+  rec = sum(losses.reconstruction_loss(target=target, prediction=y, weight=weight,
+                                       kind=config.loss.rec)
+            for y in [g_out, *jax.tree.leaves(stages)])
+  terms = {'rec_loss': rec}
+  if disc is None:
+    total = config.loss.rec_weight * rec if train_state.adversarial(config) else rec
+  else:
+    _, fake, d_mask = _disc_views(config, image, g_out, m.mask)
+    logit, d_batch_stats = d_apply(disc, d_params, d_batch_stats, fake, d_mask)
+    terms['adv_loss'] = losses.generator_adversarial_loss(fake_logit=logit, kind=config.loss.gan)
+    total = losses.joint_loss(rec=rec, adv=terms['adv_loss'], rec_weight=config.loss.rec_weight,
+                              adv_weight=config.loss.adv_weight)
+  if config.loss.perceptual_weight > 0:
+    terms['perceptual_loss'] = losses.perceptual_loss(
+        features=functools.partial(perceptual.features, perceptual_params), target=target,
+        prediction=g_out)
+    total = total + config.loss.perceptual_weight * terms['perceptual_loss']
+  return total, (terms, d_batch_stats)
+
+
+def g_update(state: GANState, image: jax.Array, m: masks.Masks,
+             g_outputs: tuple[jax.Array, Any], g_vjp: Any, g_batch_stats: Any,
+             perceptual_params: perceptual.Params | None, *, config: ml_collections.ConfigDict,
+             disc: nn.Module | None) -> tuple[GANState, Metrics]:
+  """One step of G from its forward pass `g_outputs` and that pass's `jax.vjp` (pure).
+
+  The loss (`g_loss`, against D when `disc` is given) is differentiated with
+  respect to G's outputs, and `g_vjp` carries that back to G's params: one
+  forward pass of G serves both D's and G's updates.
+
+  Returns:
+    The state with G's params, batch statistics, optimizer state and EMA (and
+    D's batch statistics) updated, and `g_loss`, its terms, `g_grad_norm`,
+    `g_param_norm`, `g_lr`.
+  """
+  (loss, (terms, d_batch_stats)), out_grads = jax.value_and_grad(g_loss, has_aux=True)(
+      g_outputs, image, m, perceptual_params, config=config, disc=disc,
+      d_params=state.d_params, d_batch_stats=state.d_batch_stats)
+  (grads,) = g_vjp(out_grads)
+  lr = train_state.current_lr(state.g_opt_state, train_state.learning_rate(config, 'g_lr'))
+  params, opt_state, grad_norm, param_norm = apply_gradients(
+      state.g_tx, state.g_params, state.g_opt_state, grads)
+  g_ema = ema_update(config, state.g_ema, {'params': params, 'batch_stats': g_batch_stats},
+                     state.step)
+  state = state.replace(g_params=params, g_batch_stats=g_batch_stats, g_opt_state=opt_state,
+                        g_ema=g_ema, d_batch_stats=d_batch_stats)
+  return state, {'g_loss': loss, **terms, 'g_grad_norm': grad_norm, 'g_param_norm': param_norm,
+                 'g_lr': lr}
+
+
 def train_step(state: GANState, batch: dict[str, jax.Array],
                perceptual_params: perceptual.Params | None = None, *,
-               config: ml_collections.ConfigDict, gen: nn.Module, disc: nn.Module,
+               config: ml_collections.ConfigDict, gen: nn.Module, disc: nn.Module | None,
                phase: str = 'joint') -> tuple[GANState, Metrics]:
-  """One step of `phase` (see `phase()`): D, then G against the updated D (pure).
+  """One training step of `phase` (`train_state.phase_at`) (pure).
+
+  Masks from the step's key, G's forward pass once (through `jax.vjp`), then
+  `d_update` ('d', 'joint'), then `g_update` ('rec', 'joint') against the
+  updated D.
 
   Args:
     state: the GAN state.
     batch: `{'image': [B, H, W, 3] float32 in [-1, 1]}` (and optionally
       `landmarks`, `mask`, `weight`).
     perceptual_params: frozen VGG16 LPIPS params (`perceptual.load('vgg16')`)
-      when `loss.perceptual_weight` > 0: G's loss gains that times
-      `losses.perceptual_loss` in the 'rec' and 'joint' phases.
+      when `loss.perceptual_weight` > 0.
+    disc: D; None when the schedule never runs it (then only 'rec' steps).
     phase: 'rec' (G on L_rec alone; D is not run), 'd' (D alone; G frozen) or
       'joint'.
   Returns:
-    The new state and scalar metrics (the losses the phase computes;
-    `rec_loss` sums L_rec over G's output and every image it sows under
-    'intermediates', e.g. DeepFill v2's coarse stage).
+    The new state (step + 1) and scalar metrics: the losses the phase
+    computes (`rec_loss` sums L_rec over G's output and every image it sows
+    under 'intermediates', e.g. DeepFill v2's coarse stage), gradient norms
+    and the learning rates used.
   """
-  if phase not in PHASES:
-    raise ValueError(f'phase={phase!r}: expected one of {PHASES}.')
+  if phase not in train_state.PHASES:
+    raise ValueError(f'phase={phase!r}: expected one of {train_state.PHASES}.')
   key = jax.random.fold_in(state.rng, state.step)
   image = batch['image']
   m = masks.from_config(config.mask, key, batch, training=True)
-  offset = completion.color_offset(config, image, m.mask)
-  x_in = completion.generator_input(config, image, m.mask, offset)
+  colour = completion.color_offset(config, image, m.mask)
+  x_in = completion.generator_input(config, image, m.mask, colour)
+  forward = functools.partial(g_forward, batch_stats=state.g_batch_stats, x_in=x_in,
+                              colour=colour, config=config, gen=gen)
+  g_outputs, g_vjp, g_batch_stats = jax.vjp(forward, state.g_params, has_aux=True)
 
-  def g_forward(params):
-    # Sown 'intermediates' (DeepFill v2's coarse image) are outputs too: they get L_rec.
-    variables = {'params': params, 'batch_stats': state.g_batch_stats}
-    out, upd = gen.apply(variables, x_in, train=True, mutable=['batch_stats', 'intermediates'])
-    out, stages = jax.tree.map(
-        lambda y: completion.generator_output(config, y, offset),
-        (out, upd.get('intermediates', {})))
-    return (out, stages), {'batch_stats': upd.get('batch_stats', {})}
-
-  (out, stages), g_vjp, g_updates = jax.vjp(g_forward, state.g_params, has_aux=True)
-  new_state = state.replace(step=state.step + 1)
-  out_metrics = {}
-
-  def d_apply(params, batch_stats, x, mask):
-    logit, upd = disc.apply({'params': params, 'batch_stats': batch_stats}, x, mask, train=True,
-                            mutable=['batch_stats'])
-    return logit, upd.get('batch_stats', {})
-
-  d_params, d_stats = state.d_params, state.d_batch_stats
+  step_metrics = {}
   if phase in ('d', 'joint'):
-    real, fake, d_mask = _disc_views(config, image, out, m.mask)
-
-    def d_loss_fn(params):
-      real_logit, stats = d_apply(params, state.d_batch_stats, real, d_mask)
-      fake_logit, stats = d_apply(params, stats, jax.lax.stop_gradient(fake), d_mask)
-      loss = losses.discriminator_loss(real_logit=real_logit, fake_logit=fake_logit,
-                                       kind=config.loss.gan)
-      return loss, (stats, real_logit, fake_logit)
-
-    (d_loss, (d_stats, real_logit, fake_logit)), d_grads = jax.value_and_grad(
-        d_loss_fn, has_aux=True)(state.d_params)
-    d_params, d_opt_state, d_grad_norm, _ = apply_gradients(
-        state.d_tx, state.d_params, state.d_opt_state, d_grads)
-    new_state = new_state.replace(d_params=d_params, d_batch_stats=d_stats,
-                                  d_opt_state=d_opt_state)
-    out_metrics.update({
-        'd_loss': d_loss, 'd_real': jnp.mean(jax.nn.sigmoid(real_logit)),
-        'd_fake': jnp.mean(jax.nn.sigmoid(fake_logit)), 'd_grad_norm': d_grad_norm})
-  if phase == 'd':
-    return new_state, out_metrics
-
-  if config.model.output == 'center':
-    offset, side = completion.center_box(config)
-    target = completion.crop(image, offset, side)
-    weight = completion.crop(m.weight, offset, side)
-  else:
-    target, weight = image, m.weight
-
-  def perceptual_term(g_out):
-    if config.loss.perceptual_weight <= 0:
-      return 0.0, None
-    perc = losses.perceptual_loss(
-        features=functools.partial(perceptual.features, perceptual_params), target=target,
-        prediction=g_out)
-    return config.loss.perceptual_weight * perc, perc
-
-  def g_loss_fn(outputs):
-    g_out, g_stages = outputs
-    rec = sum(losses.reconstruction_loss(target=target, prediction=y, weight=weight,
-                                         kind=config.loss.rec)
-              for y in [g_out, *jax.tree.leaves(g_stages)])
-    weighted_perc, perc = perceptual_term(g_out)
-    if phase == 'rec':
-      return rec + weighted_perc, (rec, None, perc, d_stats)
-    _, g_fake, d_mask = _disc_views(config, image, g_out, m.mask)
-    logit, stats = d_apply(d_params, d_stats, g_fake, d_mask)
-    adv = losses.generator_adversarial_loss(fake_logit=logit, kind=config.loss.gan)
-    total = losses.joint_loss(rec=rec, adv=adv, rec_weight=config.loss.rec_weight,
-                              adv_weight=config.loss.adv_weight)
-    return total + weighted_perc, (rec, adv, perc, stats)
-
-  (g_loss, (rec, adv, perc, d_stats)), g_out_grad = jax.value_and_grad(
-      g_loss_fn, has_aux=True)((out, stages))
-  (g_grads,) = g_vjp(g_out_grad)
-  g_params, g_opt_state, g_grad_norm, g_param_norm = apply_gradients(
-      state.g_tx, state.g_params, state.g_opt_state, g_grads)
-  g_ema = ema_update(config, state.g_ema,
-                     {'params': g_params, 'batch_stats': g_updates['batch_stats']}, state.step)
-  new_state = new_state.replace(
-      g_params=g_params, g_batch_stats=g_updates['batch_stats'], g_opt_state=g_opt_state,
-      g_ema=g_ema, d_batch_stats=d_stats)
-  out_metrics.update({'g_loss': g_loss, 'rec_loss': rec, 'g_grad_norm': g_grad_norm,
-                      'g_param_norm': g_param_norm})
-  if adv is not None:
-    out_metrics['adv_loss'] = adv
-  if perc is not None:
-    out_metrics['perceptual_loss'] = perc
-  return new_state, out_metrics
-
-
-def eval_step(state: GANState, batch: dict[str, jax.Array], key: jax.Array,
-              lpips_params: perceptual.Params | None = None, *,
-              config: ml_collections.ConfigDict, gen: nn.Module) -> dict[str, jax.Array]:
-  """Completion of `batch['image']` `[B, H, W, 3]` under masks drawn from `key` (pure).
-
-  Uses `completion.generator_variables` (the EMA weights when there are any).
-  Returns `masked`, `completion` (`[B, H, W, 3]` in [-1, 1]), `mask`
-  `[B, H, W, 1]` and per-image `hole_psnr` `[B]` (dB, on images in [0, 1]),
-  and `hole_lpips` `[B]` given `lpips_params` (`perceptual.load('alexnet')`).
-  """
-  image = batch['image']
-  m = masks.from_config(config.mask, key, batch)
-  filled, _ = completion.complete(gen, completion.generator_variables(state, config), image,
-                                  m.mask, config=config)
-  unit_filled, unit_image = metrics.to_unit(filled), metrics.to_unit(image)
-  out = {'masked': completion.masked(config, image, m.mask), 'completion': filled, 'mask': m.mask,
-         'hole_psnr': metrics.hole_psnr(unit_filled, unit_image, m.mask)}
-  if lpips_params is not None:
-    out['hole_lpips'] = metrics.hole_lpips(lpips_params, unit_filled, unit_image, m.mask)
-  return out
+    state, d_metrics = d_update(state, image, g_outputs[0], m.mask, config=config, disc=disc)
+    step_metrics.update(d_metrics)
+  if phase in ('rec', 'joint'):
+    state, g_metrics = g_update(state, image, m, g_outputs, g_vjp, g_batch_stats,
+                                perceptual_params, config=config,
+                                disc=disc if phase == 'joint' else None)
+    step_metrics.update(g_metrics)
+  return state.replace(step=state.step + 1), step_metrics
 
 
 # ----------------------------------------------------------------------------
@@ -299,23 +318,6 @@ class PreemptionFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def eval_chunks(examples: dict[str, np.ndarray], local: int, num_chunks: int | None = None):
-  """Splits process-local eval examples into `local`-sized chunks, zero-padded.
-
-  Yields `num_chunks` chunks (default: as many as the examples fill). Each
-  gains `valid` `[local]` bool, False on padding.
-  """
-  n = len(examples['image'])
-  num_chunks = -(-n // local) if num_chunks is None else num_chunks
-  for start in range(0, num_chunks * local, local):
-    chunk = {}
-    for k, v in examples.items():
-      part = v[start:start + local]
-      chunk[k] = np.concatenate([part, np.zeros((local - len(part), *part.shape[1:]), v.dtype)])
-    chunk['valid'] = np.arange(local) < n - start
-    yield chunk
-
-
 EVAL_METRICS = ('hole_psnr', 'hole_lpips')
 
 
@@ -333,7 +335,7 @@ def evaluate(state: GANState, examples: dict[str, np.ndarray], eval_fn,
   num_chunks = parallel.process_max(-(-len(examples['image']) // local))
   key = jax.random.PRNGKey(config.mask.eval_seed)
   totals, counts, first = {}, {}, None
-  for i, chunk in enumerate(eval_chunks(examples, local, num_chunks)):
+  for i, chunk in enumerate(held_out.eval_chunks(examples, local, num_chunks)):
     batch = parallel.global_batch(chunk, sharding)
     out = eval_fn(state, batch, jax.random.fold_in(key, i), *extra)
     for name in EVAL_METRICS:
@@ -391,55 +393,6 @@ def flat_config(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str
   return out
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Cross-field checks that would otherwise fail deep inside JAX."""
-  t = config.train
-  for field in ('num_steps', 'log_every', 'eval_every', 'sample_every', 'checkpoint_every',
-                'keep_checkpoints'):
-    if t[field] <= 0:
-      raise UserError(f'train.{field}={t[field]}: expected a positive integer.')
-  if not 0 <= config.train.ema_decay < 1:
-    raise UserError(f'train.ema_decay={config.train.ema_decay}: expected 0 (off) or a decay in '
-                    '(0, 1), e.g. 0.999.')
-  o = config.optim
-  if o.lr_schedule not in LR_SCHEDULES:
-    raise UserError(f"optim.lr_schedule='{o.lr_schedule}': expected one of {LR_SCHEDULES}.")
-  if not 0 <= o.final_lr_fraction <= 1:
-    raise UserError(f'optim.final_lr_fraction={o.final_lr_fraction}: expected a fraction of '
-                    'the learning rate in [0, 1].')
-  for field in ('rec_only_steps', 'd_only_steps'):
-    if config.loss[field] < 0:
-      raise UserError(f'loss.{field}={config.loss[field]}: expected a non-negative integer.')
-  models.check_family(config)
-  if config.model.color_offset not in completion.COLOR_OFFSETS:
-    raise UserError(f"model.color_offset='{config.model.color_offset}': expected one of "
-                    f'{completion.COLOR_OFFSETS}.')
-  if config.model.offset_sigma <= 0:
-    raise UserError(f'model.offset_sigma={config.model.offset_sigma}: expected a positive '
-                    'blur radius in pixels, e.g. 8.')
-  if config.model.output == 'center' and config.mask.kind != 'center':
-    raise UserError(f"model.output='center' predicts only the center square, but "
-                    f"mask.kind='{config.mask.kind}': use model.output='full'.")
-  if config.mask.kind not in masks.KINDS:
-    raise UserError(f"mask.kind='{config.mask.kind}': expected one of {masks.KINDS}.")
-  if config.loss.perceptual_weight < 0:
-    raise UserError(f'loss.perceptual_weight={config.loss.perceptual_weight}: expected ≥ 0 '
-                    '(0 = off).')
-  if t.best_metric not in checkpointing.BEST_MODES:
-    raise UserError(f"train.best_metric='{t.best_metric}': expected one of "
-                    f'{tuple(checkpointing.BEST_MODES)}.')
-  models.output_size(config)
-  models.compute_dtype(config)
-  if config.loss.rec not in losses.RECONSTRUCTION:
-    raise UserError(f"loss.rec='{config.loss.rec}': expected one of {losses.RECONSTRUCTION}.")
-  if config.loss.gan not in losses.GAN:
-    raise UserError(f"loss.gan='{config.loss.gan}': expected one of {losses.GAN}.")
-  if config.data.source == 'celeba':
-    from ce_jax import celeba  # noqa: PLC0415 (TensorFlow: see train_and_evaluate)
-
-    celeba.check_available(config)
-
-
 # ----------------------------------------------------------------------------
 # train_and_evaluate
 # ----------------------------------------------------------------------------
@@ -453,7 +406,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
 
   from ce_jax import input_pipeline  # noqa: PLC0415
 
-  validate(config)
+  config_checks.check(config)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if jax.process_index() == 0:
@@ -473,12 +426,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   batches = parallel.prefetch(inputs.train, data)
 
   # --- State: sharded init, then the latest checkpoint if there is one.
-  gen, disc = models.create_models(config)
+  gen = models.create_generator(config)
+  disc = models.create_discriminator(config) if train_state.uses_discriminator(config) else None
   init = jax.jit(functools.partial(train_state.create, config), out_shardings=repl)
   state = init(jax.random.PRNGKey(config.seed))
-  logging.info('Generator: %s params; discriminator: %s params.',
-               f'{models.param_count(state.g_params):,}',
-               f'{models.param_count(state.d_params):,}')
+  if disc is None:
+    logging.info('Reconstruction only: the schedule never runs D, which is not built. '
+                 'Generator: %s params.', f'{models.param_count(state.g_params):,}')
+  else:
+    logging.info('Generator: %s params; discriminator: %s params.',
+                 f'{models.param_count(state.g_params):,}',
+                 f'{models.param_count(state.d_params):,}')
   state = checkpointing.restore_or_init(manager, state, start or None)
   if start:
     logging.info('Resumed from step %d in %s.', start, manager.directory)
@@ -488,19 +446,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
          if config.loss.perceptual_weight > 0 else None)
   alexnet = jax.device_put(perceptual.load('alexnet'), repl)
 
-  # --- Compiled functions.
+  # --- Compiled functions: every phase the remaining steps run, before step 0.
+  batch = next(batches)
   step_fns = {}
+  for p in train_state.phases(config, start):
+    logging.info("Compiling the '%s' step.", p)
+    step_fns[p] = jax.jit(
+        functools.partial(train_step, config=config, gen=gen, disc=disc, phase=p),
+        in_shardings=(repl, data, repl), out_shardings=(repl, repl), donate_argnums=0,
+    ).lower(state, batch, vgg).compile()
 
-  def step_fn(state, batch, step):
-    p = phase(config, step)
-    if p not in step_fns:  # Compiled when its phase first comes.
-      step_fns[p] = jax.jit(
-          functools.partial(train_step, config=config, gen=gen, disc=disc, phase=p),
-          in_shardings=(repl, data, repl), out_shardings=(repl, repl), donate_argnums=0)
-    return step_fns[p](state, batch, vgg)
+  def eval_variables_step(state, batch, key, lpips_params):
+    variables = completion.generator_variables(state, config)
+    return held_out.eval_step(variables, batch, key, lpips_params, config=config, gen=gen)
 
-  eval_fn = jax.jit(functools.partial(eval_step, config=config, gen=gen),
-                    in_shardings=(repl, data, repl, repl), out_shardings=data)
+  eval_fn = jax.jit(eval_variables_step, in_shardings=(repl, data, repl, repl),
+                    out_shardings=data)
 
   # --- Loop.
   t = config.train
@@ -512,7 +473,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   try:
     while step < t.num_steps and not preempted.set:
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        state, step_metrics = step_fn(state, next(batches), step)
+        batch = batch if batch is not None else next(batches)
+        state, step_metrics = step_fns[train_state.phase_at(config, step)](state, batch, vgg)
+        batch = None
       step += 1
       history.append(step_metrics)
       report(step)

@@ -20,11 +20,11 @@ every host); use `data.celeba_dir` to read files from disk instead.
 
 import ml_collections
 
-from configs import paper
+from configs import default, paper
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = paper.get_config()
+  config = default.celeba(paper.get_config())
   config.data.source = 'celeba'
   config.data.celeba_keep = 'all'
   config.data.image_size = 128

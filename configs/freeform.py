@@ -15,7 +15,7 @@ from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = default.get_config('adversarial,mask_kinds')
   config.mask.kind = 'freeform'
   config.model.output = 'full'
   # Half the steps on reconstruction alone, then the adversarial term joins.

@@ -40,7 +40,9 @@ from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = default.get_config('adversarial,celeba,mask_kinds')
+  # Reconstruction alone for the first 2,000 steps, then the adversarial term joins.
+  config.loss.rec_only_steps = 2000
   config.data.source = 'celeba'
   config.data.celeba_attribute = 'Mustache'
   config.data.celeba_keep = 'true'

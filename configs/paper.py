@@ -19,14 +19,14 @@ from configs import default
 
 def get_config() -> ml_collections.ConfigDict:
   """configs/default.py's model and data with the released training recipe."""
-  config = default.get_config()
+  config = default.get_config('adversarial,model_options')
   config.model.bottleneck = 'conv'
   config.model.color_offset = 'none'
   config.optim.lr_schedule = 'constant'
   config.loss.rec = 'l2'
   config.train.num_steps = 2400
   config.optim.d_lr = 2e-4
-  config.optim.g_lr_multiplier = 10.0
+  config.optim.g_lr = 2e-3  # 10× D's.
   config.optim.b1 = 0.5
   config.loss.rec_weight = 0.999
   config.loss.adv_weight = 0.001

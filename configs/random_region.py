@@ -13,7 +13,7 @@ from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = default.get_config('mask_kinds')
   config.mask.kind = 'random_region'
   config.mask.region_coverage = (0.2, 0.3)
   config.model.output = 'full'

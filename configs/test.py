@@ -13,7 +13,7 @@ from configs import default
 
 
 def get_config(family: str = 'context_encoder') -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = default.get_config(','.join(default.GROUPS))
   config.data.image_size = 32
   config.data.resize_shorter = 48
   config.data.num_eval_examples = 8

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ce_jax import celeba, input_pipeline, masks, train
+from ce_jax import celeba, config_checks, input_pipeline, masks, train
 from ce_jax.errors import UserError
 from configs import test as test_config
 
@@ -88,7 +88,7 @@ def test_unknown_attribute_and_bad_keep_are_user_errors(celeba_dir):
     celeba.directory_items(directory, 'train', 'Moustache', 'true')
   config = celeba_config(celeba_dir, keep='yes')
   with pytest.raises(UserError, match="data.celeba_keep='yes'"):
-    celeba.check_available(config)
+    config_checks.check(config)
 
 
 @pytest.mark.parametrize('flip', [False, True])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ce_jax import corpus, input_pipeline
+from ce_jax import config_checks, corpus, input_pipeline
 from ce_jax.errors import UserError
 from configs import photos as photos_config
 from configs import test as test_config
@@ -310,7 +310,7 @@ def test_unprepared_cache_is_one_error_naming_the_command(tmp_path):
     input_pipeline.make_sources(config)
   del config.data['photo_cache']
   with pytest.raises(UserError, match='configs/photos.py'):
-    input_pipeline.make_sources(config)
+    config_checks.check(config)
 
 
 def test_photos_config_reads_the_corpus_from_the_default_cache():

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ce_jax import completion, masks, models, train, train_state
+from ce_jax import completion, config_checks, masks, models, train, train_state
 from ce_jax.errors import UserError
 from ce_jax.models import deepfill2, glcic
 from configs import test as test_config
@@ -132,7 +132,7 @@ def test_shapes_and_completion_at_another_aspect(family):
 
 
 @pytest.mark.parametrize('family', ['glcic', 'deepfill2'])  # The CE's: test_recipe.py.
-@pytest.mark.parametrize('phase', train.PHASES)
+@pytest.mark.parametrize('phase', train_state.PHASES)
 def test_one_step_per_family_and_phase_is_finite(family, phase):
   config = test_config.get_config(family)
   gen, disc = models.create_models(config)
@@ -173,14 +173,14 @@ def test_bad_family_settings_name_the_field(field, value, match):
   config = test_config.get_config('glcic')
   setattr(config.model, field, value)
   with pytest.raises(UserError, match=match):
-    train.validate(config)
+    config_checks.check(config)
 
 
 def test_bad_loss_kind_names_the_field():
   config = test_config.get_config()
   config.loss.gan = 'wgan'
   with pytest.raises(UserError, match=r"loss.gan='wgan': expected one of \('bce', 'hinge'\)"):
-    train.validate(config)
+    config_checks.check(config)
 
 
 def test_spectral_norm_wraps_every_discriminator_conv():

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ce_jax import input_pipeline
+from ce_jax import config_checks, input_pipeline
 from ce_jax.errors import UserError
 from configs import default as default_config
 from configs import test as test_config
@@ -172,7 +172,7 @@ def test_bad_augmentation_field_is_named():
   config = test_config.get_config()
   config.data.scale_range = (0.5, 1.5)
   with pytest.raises(UserError, match=r'data.scale_range=\(0.5, 1.5\)'):
-    first_batch(config)
+    config_checks.check(config)
 
 
 def test_stream_never_drops_an_example(tmp_path):

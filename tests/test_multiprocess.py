@@ -22,7 +22,7 @@ import pytest
 from events import scalars
 from PIL import Image
 
-from ce_jax import checkpointing, input_pipeline, parallel, train
+from ce_jax import checkpointing, held_out, input_pipeline, parallel, train
 from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,7 +153,7 @@ def test_process_shares_tile_the_global_batches():
   # Eval rows: 10 examples in global batches of 8 over two processes.
   assert parallel.process_rows(10, 4, 0, 2).tolist() == [0, 1, 2, 3, 8, 9]
   assert parallel.process_rows(10, 4, 1, 2).tolist() == [4, 5, 6, 7]
-  chunks = list(train.eval_chunks({'image': np.ones((4, 2, 2, 3), np.float32)}, 4, 2))
+  chunks = list(held_out.eval_chunks({'image': np.ones((4, 2, 2, 3), np.float32)}, 4, 2))
   assert [c['valid'].sum() for c in chunks] == [4, 0] and not chunks[1]['image'].any()
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from events import scalars
 
-from ce_jax import checkpointing, models, perceptual, train, train_state
+from ce_jax import checkpointing, config_checks, models, perceptual, train, train_state
 from ce_jax.errors import UserError
 from configs import test as test_config
 
@@ -89,6 +89,6 @@ def test_best_by_lpips_replaces_a_checkpoint_kept_by_psnr(tmp_path):
 
 def test_bad_fields_are_named():
   with pytest.raises(UserError, match='train.best_metric'):
-    train.validate(config(train__best_metric='hole_psnr'))
+    config_checks.check(config(train__best_metric='hole_psnr'))
   with pytest.raises(UserError, match='loss.perceptual_weight'):
-    train.validate(config(loss__perceptual_weight=-1.0))
+    config_checks.check(config(loss__perceptual_weight=-1.0))

@@ -189,3 +189,26 @@ def test_checkpoint_round_trip_in_a_relative_workdir(tmp_path, monkeypatch):
   restored = restore('runs/rel', cfg)
   assert int(restored.step) == 7
   assert_trees_close(restored.g_params, state.g_params, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('saved_with_d', [True, False])
+def test_a_checkpoint_restores_whether_or_not_it_holds_d(tmp_path, saved_with_d):
+  """Runs saved with D (older reconstruction-only runs) resume without it, and the reverse."""
+  with_d = config(num_steps=4)
+  without_d = config(num_steps=4)
+  without_d.loss.rec_only_steps = 4
+  assert train_state.uses_discriminator(with_d) and not train_state.uses_discriminator(without_d)
+  saved_cfg, restored_cfg = (with_d, without_d) if saved_with_d else (without_d, with_d)
+  saved = train_state.create(saved_cfg, jax.random.PRNGKey(1))
+  saved = saved.replace(step=saved.step + 3)
+  manager = checkpointing.create_manager(str(tmp_path), 2)
+  checkpointing.save(manager, saved)
+  manager.wait_until_finished()
+  template = train_state.create(restored_cfg, jax.random.PRNGKey(0))
+  restored = restore(str(tmp_path), restored_cfg)
+  assert int(restored.step) == 3
+  assert_trees_close(restored.g_params, saved.g_params)
+  assert_trees_close(restored.g_opt_state, saved.g_opt_state)
+  # D's fields are the template's: none, or a fresh D.
+  assert_trees_close(restored.d_params, template.d_params)
+  assert bool(jax.tree.leaves(restored.d_params)) == (not saved_with_d)
