@@ -156,10 +156,10 @@ def _check_model(config: ml_collections.ConfigDict) -> None:
   _positive('model.gen_features', m.gen_features)
   if train_state.adversarial(config):
     _positive('model.disc_features', m.disc_features)
-  if m.output == 'center' and config.mask.kind != 'center':
-    raise UserError(f"model.output='center' predicts only the center square, but "
-                    f"mask.kind='{config.mask.kind}': use model.output='full'.")
   if m.family == 'context_encoder':
+    if m.output == 'center' and config.mask.kind != 'center':
+      raise UserError(f"model.output='center' predicts only the center square, but "
+                      f"mask.kind='{config.mask.kind}': use model.output='full'.")
     _one_of('model.encoder', m.encoder, ENCODERS)
     _one_of('model.bottleneck', m.bottleneck, BOTTLENECKS)
     if m.encoder == 'dcgan' and (size < 8 or size & (size - 1)):

@@ -182,8 +182,9 @@ def g_loss(g_outputs: tuple[jax.Array, Any], image: jax.Array, m: masks.Masks,
   """G's loss given its outputs (pure): what `jax.value_and_grad` differentiates.
 
   Without `disc` (the 'rec' phase): L_rec over the output and every sown
-  stage, times `loss.rec_weight` in an adversarial config; with it
-  ('joint'): `rec_weight·L_rec + adv_weight·L_adv` against D at `d_params`.
+  stage; with it ('joint'): `rec_weight·L_rec + adv_weight·L_adv` against D
+  at `d_params` (the two weights balance the terms, so a phase without
+  L_adv has no use for them).
   Either way plus `loss.perceptual_weight` × the VGG16 feature distance.
 
   Returns:
@@ -200,7 +201,7 @@ def g_loss(g_outputs: tuple[jax.Array, Any], image: jax.Array, m: masks.Masks,
             for y in [g_out, *jax.tree.leaves(stages)])
   terms = {'rec_loss': rec}
   if disc is None:
-    total = config.loss.rec_weight * rec if train_state.adversarial(config) else rec
+    total = rec
   else:
     _, fake, d_mask = _disc_views(config, image, g_out, m.mask)
     logit, d_batch_stats = d_apply(disc, d_params, d_batch_stats, fake, d_mask)

@@ -27,7 +27,7 @@ from ce_jax.errors import UserError
 from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ('context_encoder', 'telea', 'navier_stokes', 'mean_fill')
+METHODS = ('model', 'telea', 'navier_stokes', 'smooth_fill', 'mean_fill')
 
 
 def tiny_config():
@@ -96,7 +96,8 @@ def test_markdown_table_parses(workdir, summary):
   assert len(header) == 1 + len(metrics.NAMES) + len(metrics.LPIPS_NAMES)
   assert header[-2:] == ['hole LPIPS ↓', 'image LPIPS ↓']
   assert [r[0] for r in body] == ['Context Encoder (step 2)', 'OpenCV Telea',
-                                  'OpenCV Navier–Stokes', 'mean-pixel fill']
+                                  'OpenCV Navier–Stokes', 'smooth fill (no network)',
+                                  'mean-pixel fill']
   telea = [float(c) for c in body[1][1:]]
   np.testing.assert_allclose(telea[0], summary['methods']['telea']['hole_psnr'], atol=0.005)
   np.testing.assert_allclose(telea[-2], summary['methods']['telea']['hole_lpips'], atol=0.0005)

@@ -63,7 +63,7 @@ def test_rasterised_segment_is_a_capsule():
 
 
 def test_from_config_and_kinds():
-  config = default.get_config().mask
+  config = default.get_config('mask_kinds').mask
   config.kind = 'freeform'
   assert 'freeform' in masks.KINDS
   m = masks.from_config(config, jax.random.key(5), {'image': np.zeros((4, 64, 64, 3))})

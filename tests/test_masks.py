@@ -96,8 +96,9 @@ def test_from_config_keeps_a_batch_mask(tmp_path):
 
 
 def test_from_config_unknown_kind():
+  from ce_jax import config_checks
   from configs import default
   config = default.get_config()
   config.mask.kind = 'triangle'
   with pytest.raises(UserError, match="mask.kind='triangle'"):
-    masks.from_config(config.mask, jax.random.key(0), {'image': np.zeros((1, 8, 8, 3))})
+    config_checks.check(config)

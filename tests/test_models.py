@@ -27,7 +27,7 @@ def shapes(config):
 @pytest.mark.parametrize('encoder,bottleneck,output', list(itertools.product(
     ['dcgan', 'alexnet'], ['conv', 'channelwise_fc'], ['center', 'full'])))
 def test_output_shapes(encoder, bottleneck, output):
-  config = default.get_config()
+  config = default.get_config('adversarial,model_options')
   config.model.encoder, config.model.bottleneck, config.model.output = encoder, bottleneck, output
   if encoder == 'alexnet':
     config.data.image_size, config.mask.hole_size = 227, 113
@@ -48,7 +48,7 @@ def test_released_generator_has_71m_params():
 
 
 def test_channelwise_fc_params_scale_as_m_n4():
-  config = default.get_config()
+  config = default.get_config('adversarial,model_options')
   config.model.bottleneck = 'channelwise_fc'
   state = jax.eval_shape(lambda: train_state.create(config, jax.random.PRNGKey(0)))
   fc = state.g_params['ChannelwiseFC_0']
@@ -57,7 +57,7 @@ def test_channelwise_fc_params_scale_as_m_n4():
 
 
 def test_output_in_tanh_range_and_mask_channel_matters():
-  config = default.get_config()
+  config = default.get_config('adversarial,model_options')
   config.data.image_size, config.mask.hole_size = 32, 16
   config.model.gen_features, config.model.bottleneck_dim = 8, 16
   gen, _ = models.create_models(config)

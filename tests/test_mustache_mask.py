@@ -62,7 +62,7 @@ def test_clipped_to_the_image():
 
 
 def test_from_config_reads_landmarks_and_needs_them():
-  config = default.get_config().mask
+  config = default.get_config('mask_kinds').mask
   config.kind = 'mustache'
   image = np.zeros((2, 64, 64, 3), np.float32)
   m = masks.from_config(config, jax.random.key(0), {'image': image, 'landmarks': FACES})
