@@ -1,7 +1,15 @@
-"""Test setup: eight simulated CPU devices, set before JAX is first imported."""
+"""Test setup: eight simulated CPU devices, set before JAX is first imported, and one
+compilation cache for the whole run.
+
+Many tests train or evaluate the same tiny networks, in this process, in
+`pytest -n` workers and in the subprocesses of the command-line tests: JAX's
+persistent compilation cache, in a folder of this run only, compiles each
+program once. Every program still runs and is checked as before.
+"""
 
 import os
 import sys
+import tempfile
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
@@ -10,3 +18,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+_RUN = os.environ.get('PYTEST_XDIST_TESTRUNUID') or str(os.getpid())
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      os.path.join(tempfile.gettempdir(), f'ce_jax_tests_xla_{_RUN}'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')

@@ -26,6 +26,9 @@ from ce_jax import (
 from ce_jax.errors import UserError
 from configs import test as test_config
 
+# One worker trains the module's shared workdir once (pytest -n).
+pytestmark = pytest.mark.xdist_group('test_evaluate')
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ('model', 'telea', 'navier_stokes', 'smooth_fill', 'mean_fill')
 
@@ -224,10 +227,20 @@ def test_area_bins_for_freeform_masks(tmp_path):
     assert 'Hole area' in f.read()
 
 
-def test_an_unusable_compilation_cache_is_an_error_only_when_asked_for(tmp_path, caplog):
+@pytest.fixture
+def no_compilation_cache():
+  """JAX's cache setting cleared for one test (conftest.py sets one for the run)."""
+  saved = jax.config.jax_compilation_cache_dir
+  jax.config.update('jax_compilation_cache_dir', None)
+  yield
+  jax.config.update('jax_compilation_cache_dir', saved)
+
+
+def test_an_unusable_compilation_cache_is_an_error_only_when_asked_for(tmp_path, caplog,
+                                                                       no_compilation_cache):
   blocked = tmp_path / 'a_file'
   blocked.write_text('')
-  assert jax.config.jax_compilation_cache_dir is None  # nothing set for the tests
+  assert jax.config.jax_compilation_cache_dir is None  # nothing set for this test
   with pytest.raises(UserError, match=f'--compilation_cache={blocked}/xla: cannot create'):
     cli.use_compilation_cache(str(blocked / 'xla'))
   cli.use_compilation_cache(str(blocked / 'xla'), required=False)  # the default place

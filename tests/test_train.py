@@ -44,7 +44,8 @@ def assert_trees_close(a, b, **tol):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tol)
 
 
-@pytest.fixture(scope='module', params=models.FAMILIES)
+@pytest.fixture(scope='module', params=[pytest.param(f, marks=pytest.mark.xdist_group(f'train_{f}'))
+                                        for f in models.FAMILIES])
 def eight_device_run(request, tmp_path_factory):
   """Four steps of each model family on the eight simulated devices, a checkpoint every two."""
   assert jax.device_count() == 8
