@@ -20,7 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.output = 'full'
   # Half the steps on reconstruction alone, then the adversarial term joins.
   config.loss.rec_only_steps = config.train.num_steps // 2
-  # Plain L2, as measured in the README's families table (the joint phase's
-  # adv_weight is sized for it).
+  # Plain L2, as measured in docs/families.md (the joint phase's adv_weight
+  # is sized for it).
   config.loss.rec = 'l2'
   return config

@@ -1,8 +1,8 @@
 """Random-region masks with full-image output (the paper's general setting).
 
 The hole is a smooth random blob covering 20–30 % of each 128×128 crop; the
-generator predicts the whole image and the discriminator sees the whole
-composited image.
+generator predicts the whole image, on reconstruction alone like the
+default (the paper's discriminator: `default.adversarial(config)`).
 
   python -m ce_jax.main --config=configs/random_region.py --workdir=/tmp/ce_region
 """
