@@ -27,7 +27,12 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return FLAGS(argv)
   except flags.Error as e:
-    fail(str(e))
+    message = str(e)
+    if 'Traceback (most recent call last)' in message:
+      # A config file's get_config raised: its own last line says why.
+      head, _, trace = message.partition('Traceback (most recent call last)')
+      message = head.rstrip(': \n') + ': ' + trace.strip().splitlines()[-1]
+    fail(message)
   except (AttributeError, KeyError, OSError, TypeError, ValueError) as e:
     # ml_collections raises these for a bad override such as a misspelled field.
     message = str(e).replace('\\n', ' ').replace('\\', '')

@@ -2,6 +2,9 @@
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -9,6 +12,8 @@ from ce_jax import run_config
 from ce_jax.errors import UserError
 from configs import default, freeform
 from configs import test as test_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize('module', [default, freeform, test_config])
@@ -81,3 +86,30 @@ def test_a_program_says_which_config_it_uses(tmp_path, caplog):
     assert run_config.for_run(tmp_path, other) is other
   assert f'--config differs from {tmp_path / "config.json"} in train.batch_size 8 → 16; using ' \
          '--config.' in caplog.text
+
+
+def test_field_groups_add_only_their_fields():
+  plain = run_config.flat(default.get_config())
+  both = run_config.flat(default.get_config('adversarial,folder'))
+  added = set(both) - set(plain)
+  assert {'loss.gan', 'optim.d_lr', 'model.disc_features', 'data.folder'} <= added
+  assert not any(k.startswith(('mask.freeform', 'data.celeba')) for k in added)
+  assert all(both[k] == v for k, v in plain.items())  # Groups change no default field.
+
+
+def test_config_arguments_and_missing_groups_are_one_line_each(tmp_path):
+  def run(*args):
+    return subprocess.run([sys.executable, '-m', 'ce_jax.main', f'--workdir={tmp_path}', *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+  bad_group = run('--config=configs/default.py:bogus')
+  assert bad_group.returncode == 2
+  lines = bad_group.stderr.strip().splitlines()
+  assert lines[-1].startswith('error: ') and 'Traceback' not in bad_group.stderr, lines
+  assert "configs/default.py:bogus: expected field groups among ('adversarial'" in lines[-1]
+  no_folder = run('--config=configs/default.py', '--config.data.source=folder')
+  assert no_folder.returncode == 2
+  assert no_folder.stderr.strip().splitlines()[-1] == (
+      "error: data.source='folder' needs data.folder, data.eval_folder, data.eval_fraction, "
+      'which this config lacks: use --config=configs/default.py:folder (or add them to your '
+      'config file).')
