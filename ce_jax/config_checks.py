@@ -164,6 +164,8 @@ def _check_model(config: ml_collections.ConfigDict) -> None:
     _one_of('model.bottleneck', m.bottleneck, BOTTLENECKS)
     if m.encoder == 'dcgan' and (size < 8 or size & (size - 1)):
       raise UserError(f'data.image_size={size}: the dcgan networks need a power of two ≥ 8.')
+    if m.skips and m.encoder != 'dcgan':
+      raise UserError(f"model.skips=True needs model.encoder='dcgan' (got {m.encoder!r}).")
     return
   family = m.family
   if m.output != 'full':

@@ -34,7 +34,7 @@ RESUMABLE = (
 # Fields added after runs were saved, with the value that reproduces those runs:
 # a saved config without them gets them on `load`.
 ADDED = {'optim.lr_schedule': 'constant', 'optim.final_lr_fraction': 0.0,
-         'model.color_offset': 'none', 'model.offset_sigma': 8.0}
+         'model.color_offset': 'none', 'model.offset_sigma': 8.0, 'model.skips': False}
 
 
 def _upgrade(config: ml_collections.ConfigDict) -> None:

@@ -115,6 +115,9 @@ def get_config(groups: str = '') -> ml_collections.ConfigDict:
   config.model.bottleneck = 'channelwise_fc'
   config.model.output = 'center'  # 'center' (the hole) or 'full' (the image).
   config.model.mask_channel = True
+  # U-Net skips: each decoder map also sees the encoder map of its pixel
+  # density, cropped to the predicted square (the 'dcgan' encoder).
+  config.model.skips = False
   # 'none' (the paper): the hole holds data.mean_pixel. 'context_mean' or
   # 'smooth': G's input and output are relative to the known pixels' mean
   # colour, or to their normalised Gaussian blur of σ = offset_sigma pixels

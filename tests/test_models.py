@@ -6,7 +6,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ce_jax import models, train_state
+from ce_jax import config_checks, models, train_state
+from ce_jax.errors import UserError
+from ce_jax.models import context_encoder
 from configs import default, paper
 
 
@@ -67,3 +69,35 @@ def test_output_in_tanh_range_and_mask_channel_matters():
   assert float(jnp.abs(y).max()) <= 1.0
   y2 = gen.apply(v, x.at[..., 3].set(0.0), train=False)
   assert float(jnp.abs(y - y2).max()) > 0
+
+
+def test_center_skip_crops_the_predicted_square():
+  maps = [jnp.arange(s * s, dtype=jnp.float32).reshape(1, s, s, 1) for s in (64, 32, 16, 8)]
+  # A 16-px decoder map of the 64-px center of a 128-px input: the 32-px map's center.
+  skip = context_encoder.center_skip(maps, 16, 128, 64)
+  assert skip.shape == (1, 16, 16, 1)
+  assert jnp.array_equal(skip, maps[1][:, 8:24, 8:24])
+  # A whole-image output ('full') takes the map as it is; no map of the density: None.
+  assert jnp.array_equal(context_encoder.center_skip(maps, 32, 128, 128), maps[1])
+  assert context_encoder.center_skip(maps, 64, 128, 64) is None
+
+
+def test_skips_feed_each_decoder_layer_its_encoder_map():
+  config = default.get_config('adversarial')
+  config.model.skips = True
+  state = jax.eval_shape(lambda: train_state.create(config, jax.random.PRNGKey(0)))
+  # Decoder maps of 4, 8, 16, 32 px (512, 256, 128, 64 channels) meet the encoder's
+  # 8, 16, 32, 64-px maps (256, 128, 64, 64 channels), cropped to the center.
+  ins = [state.g_params[f'UpConv_{i}']['kernel'].shape[2] for i in range(4)]
+  assert ins == [512 + 256, 256 + 128, 128 + 64, 64 + 64]
+  g_shape, _, count = shapes(config)
+  assert g_shape == (2, 64, 64, 3)
+  config.model.skips = False
+  assert count > shapes(config)[2]
+
+
+def test_skips_without_the_dcgan_encoder_name_the_field():
+  config = default.get_config()
+  config.model.encoder, config.model.skips = 'alexnet', True
+  with pytest.raises(UserError, match=r"model.skips=True needs model.encoder='dcgan'"):
+    config_checks.check(config)

@@ -34,6 +34,7 @@ class DCGANEncoder(nn.Module):
   """4×4 stride-2 convolutions down to 4×4: `[B, S, S, C]` → `[B, 4, 4, 8·features]`.
 
   `stride2`: the convolutions' implementation (`stride2_conv`, or None for lax's).
+  With `return_all`, every layer's output, `[B, S/2, S/2, features]` first.
   """
 
   features: int = 64
@@ -41,14 +42,34 @@ class DCGANEncoder(nn.Module):
   stride2: Callable[..., jax.Array] | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool,
+               return_all: bool = False) -> jax.Array | list[jax.Array]:
     layers = _log2_layers(x.shape[1], 'data.image_size')
+    outputs = []
     for i, c in enumerate(dcgan_channels(layers, self.features)):
       x = conv(c, 4, 2, ((1, 1), (1, 1)), self.dtype, self.stride2)(x)
       if i > 0:
         x = batch_norm(train, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
-    return x
+      outputs.append(x)
+    return outputs if return_all else x
+
+
+def center_skip(features: list[jax.Array], side: int, image_size: int,
+                output_size: int) -> jax.Array | None:
+  """The encoder map at the decoder's pixel density, cropped to the predicted square.
+
+  A decoder map of `side` pixels covers the center `output_size` of the
+  `image_size` input; the encoder map of `side · image_size / output_size`
+  pixels has the same density: its center `side` square, `[B, side, side, C]`,
+  or None when no encoder map has that size.
+  """
+  full = side * image_size // output_size
+  for f in features:
+    if f.shape[1] == full:
+      start = (full - side) // 2
+      return f[:, start:start + side, start:start + side]
+  return None
 
 
 class AlexNetEncoder(nn.Module):
@@ -110,12 +131,17 @@ class Generator(nn.Module):
   # `resolve_conv_rewrites`: whole-input convolutions as matmuls; stride-2 ones via stride2_conv.
   rewrite_whole_input: bool = False
   rewrite_stride2: bool = False
+  # U-Net skips (dcgan encoder): each decoder map is concatenated with the
+  # encoder map of the same pixel density, cropped to the predicted square.
+  skips: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    image_size, encoded = x.shape[1], []
     if self.encoder == 'dcgan':
-      x = DCGANEncoder(self.features, self.dtype, stride2_conv if self.rewrite_stride2 else None)(
-          x, train)
+      encoded = DCGANEncoder(self.features, self.dtype,
+                             stride2_conv if self.rewrite_stride2 else None)(x, train, True)
+      x = encoded[-1]
     elif self.encoder == 'alexnet':
       x = AlexNetEncoder(self.features, self.dtype)(x, train)
     else:
@@ -133,7 +159,13 @@ class Generator(nn.Module):
     else:
       raise ValueError(f'bottleneck={self.bottleneck!r} (config_checks names the choices).')
     ups = max(1, math.ceil(math.log2(self.output_size / n)))
-    for i in range(ups - 1):
+    for i in range(ups):
+      skip = (center_skip(encoded, x.shape[1], image_size, self.output_size)
+              if self.skips else None)
+      if skip is not None:
+        x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
+      if i == ups - 1:
+        break
       x = UpConv(max(top >> (i + 1), self.features), self.upsample, self.dtype)(x)
       x = nn.relu(batch_norm(train, self.dtype)(x))
     x = jnp.tanh(UpConv(3, self.upsample, self.dtype)(x))

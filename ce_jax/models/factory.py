@@ -54,7 +54,7 @@ def create_generator(config: ml_collections.ConfigDict) -> nn.Module:
       encoder=m.encoder, bottleneck=m.bottleneck, bottleneck_dim=m.get('bottleneck_dim', 0),
       output_size=output_size(config), features=m.gen_features,
       upsample=resolve_upsample(m.upsample), dtype=dtype, rewrite_whole_input=whole_input,
-      rewrite_stride2=stride2)
+      rewrite_stride2=stride2, skips=m.skips)
 
 
 def create_discriminator(config: ml_collections.ConfigDict) -> nn.Module:
