@@ -26,9 +26,6 @@ from ce_jax import (
 from ce_jax.errors import UserError
 from configs import test as test_config
 
-# One worker trains the module's shared workdir once (pytest -n).
-pytestmark = pytest.mark.xdist_group('test_evaluate')
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ('model', 'telea', 'navier_stokes', 'smooth_fill', 'mean_fill')
 

@@ -25,9 +25,6 @@ from PIL import Image
 from ce_jax import checkpointing, held_out, input_pipeline, parallel, train
 from configs import test as test_config
 
-# One worker trains the module's shared workdir once (pytest -n).
-pytestmark = pytest.mark.xdist_group('test_multiprocess')
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300
 # Losses and eval PSNR: the same float32 math, reduced in another order.

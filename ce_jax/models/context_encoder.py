@@ -158,17 +158,15 @@ class Generator(nn.Module):
       x = nn.relu(batch_norm(train, self.dtype)(x))
     else:
       raise ValueError(f'bottleneck={self.bottleneck!r} (config_checks names the choices).')
+    def with_skip(y: jax.Array) -> jax.Array:
+      skip = center_skip(encoded, y.shape[1], image_size, self.output_size) if self.skips else None
+      return y if skip is None else jnp.concatenate([y, skip.astype(y.dtype)], axis=-1)
+
     ups = max(1, math.ceil(math.log2(self.output_size / n)))
-    for i in range(ups):
-      skip = (center_skip(encoded, x.shape[1], image_size, self.output_size)
-              if self.skips else None)
-      if skip is not None:
-        x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
-      if i == ups - 1:
-        break
-      x = UpConv(max(top >> (i + 1), self.features), self.upsample, self.dtype)(x)
+    for i in range(ups - 1):
+      x = UpConv(max(top >> (i + 1), self.features), self.upsample, self.dtype)(with_skip(x))
       x = nn.relu(batch_norm(train, self.dtype)(x))
-    x = jnp.tanh(UpConv(3, self.upsample, self.dtype)(x))
+    x = jnp.tanh(UpConv(3, self.upsample, self.dtype)(with_skip(x)))
     if x.shape[1] != self.output_size:
       x = jax.image.resize(x, (x.shape[0], self.output_size, self.output_size, 3), 'bilinear')
     return x.astype(jnp.float32)
