@@ -23,7 +23,8 @@ Start-up loads every photo once, resized to the shorter side
 `data.resize_shorter` (a few seconds).
 
 Measured on a 2-core Intel Xeon VM (2,800 steps, 44 min wall sharing the
-CPU with a second run; 2.5 steps/s alone, ~19 min, inside the 20-min budget):
+CPU with a second run; ~19 min alone at the skips model's 2.5 steps/s,
+computed, inside the 20-min budget):
 held-out hole PSNR 25.43 dB, LPIPS 0.190, on the default's eval crops, where
 the smooth fill alone scores 24.28 dB / 0.208 and OpenCV Telea 24.51 dB /
 0.194. Adam's b1 = 0.9 (the default's 0.5 is the GAN setting) at g_lr 5e-4
@@ -52,6 +53,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   E.g. `--config=configs/photos.py:adversarial`: G on reconstruction alone
   for the first half of `train.num_steps`, then jointly, with
   `loss.adv_weight` scaled for the L1's larger gradient (~3× plain L2's here).
+  Measured (docs/photos.md) only on the 3,600-step b1 0.5 recipe without
+  skips; `optim.b1` is D's too, so D now also runs at 0.9.
   """
   if variant not in VARIANTS:
     raise ValueError(f'configs/photos.py:{variant}: expected a variant among {VARIANTS}.')
