@@ -13,8 +13,12 @@ import tempfile
 
 import pytest
 
+# Tiny networks run a few steps each, so compiling, not running, is the cost: the
+# CPU backend's unoptimised code generation compiles them ~40 % faster
+# (`xla_env.with_devices` passes these flags on to subprocesses).
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                           ' --xla_force_host_platform_device_count=8').strip()
+                           ' --xla_force_host_platform_device_count=8'
+                           ' --xla_backend_optimization_level=0').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

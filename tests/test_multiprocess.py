@@ -19,6 +19,7 @@ import time
 import jax
 import numpy as np
 import pytest
+import xla_env
 from events import scalars
 from PIL import Image
 
@@ -78,7 +79,7 @@ def two_process_command(workdir, port, process_id):
 def runs(tmp_path_factory):
   """(root, one-process final state): `root/two` ran 4 steps as 2 processes, `root/one` 6."""
   root = tmp_path_factory.mktemp('multiprocess')
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+  env = xla_env.with_devices(4)
   port = free_port()
   procs = []
   try:

@@ -9,6 +9,7 @@ import time
 import jax
 import numpy as np
 import pytest
+import xla_env
 from events import scalars
 from PIL import Image
 
@@ -33,8 +34,7 @@ def restore(workdir, cfg, step=None):
 
 
 def run_python(code, devices, timeout=300):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-             PYTHONPATH=ROOT)
+  env = dict(xla_env.with_devices(devices), PYTHONPATH=ROOT)
   return subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=timeout)
 
@@ -131,7 +131,7 @@ def main_command(workdir, *overrides):
 
 def test_main_leaves_checkpoint_events_and_png_grid(tmp_path):
   workdir = tmp_path / 'main'
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  env = xla_env.with_devices(2)
   result = subprocess.run(main_command(workdir), cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -158,7 +158,7 @@ def test_misspelled_config_field_is_one_clear_line(tmp_path):
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
   workdir = tmp_path / 'term'
   log = open(tmp_path / 'log.txt', 'w')
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  env = xla_env.with_devices(1)
   proc = subprocess.Popen(
       main_command(workdir, '--config.train.num_steps=100000', '--config.train.log_every=1',
                    '--config.train.checkpoint_every=100000', '--config.train.eval_every=100000',
