@@ -1,6 +1,7 @@
 """End-to-end training on `configs/test.py`: parallelism, resume, CLI, failure paths."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,13 +83,18 @@ def test_eight_devices_match_one_device(eight_device_run, tmp_path):
 
 
 def test_interrupted_run_ends_like_uninterrupted(eight_device_run, tmp_path):
-  family, _, full = eight_device_run
-  workdir = str(tmp_path / 'resumed')
-  halfway = train.train_and_evaluate(config(family, num_steps=2), workdir)
+  """The four-step run, cut off after its step-2 checkpoint, resumes to the same end."""
+  family, workdir8, full = eight_device_run
+  workdir = tmp_path / 'resumed'
+  # What a kill after step 2 leaves: the checkpoint of step 2, not those of step 4.
+  shutil.copytree(workdir8, workdir, ignore=lambda d, names: [
+      n for n in names if n == 'best' or (os.path.basename(d) == 'checkpoints' and n != '2')])
+  assert os.listdir(workdir / 'checkpoints') == ['2']
+  halfway = restore(str(workdir), config(family))
   assert int(halfway.step) == 2
   assert not jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(a, b), halfway.g_params,
                                        full.g_params))
-  resumed = train.train_and_evaluate(config(family, num_steps=4), workdir)
+  resumed = train.train_and_evaluate(config(family, log_every=1), str(workdir))
   assert int(resumed.step) == 4
   assert_trees_close(resumed.g_params, full.g_params, rtol=1e-6, atol=1e-7)
   assert_trees_close(resumed.d_params, full.d_params, rtol=1e-6, atol=1e-7)
