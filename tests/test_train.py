@@ -1,6 +1,7 @@
 """End-to-end training on `configs/test.py`: parallelism, resume, CLI, failure paths."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,15 +56,34 @@ def eight_device_run(request, tmp_path_factory):
   return request.param, workdir, state
 
 
-def test_eight_devices_match_one_device(eight_device_run, tmp_path):
-  family, workdir8, state8 = eight_device_run
-  workdir1 = str(tmp_path / 'one')
-  code = ('import jax; from ce_jax import train; from configs import test; '
-          f'c = test.get_config({family!r}); c.train.log_every = 1; '
-          'assert jax.device_count() == 1; '
-          f'train.train_and_evaluate(c, {workdir1!r})')
-  result = run_python(code, devices=1)
+@pytest.fixture(scope='module')
+def cli_one_device_run(tmp_path_factory):
+  """`python -m ce_jax.main --config=configs/test.py` in a one-device process, logging every step.
+
+  The Context Encoder's one-device reference, and the command-line run whose
+  workdir `test_main_leaves_checkpoint_events_and_png_grid` inspects.
+  """
+  workdir = tmp_path_factory.mktemp('cli') / 'main'
+  result = subprocess.run(main_command(workdir, '--config.train.log_every=1'), cwd=ROOT,
+                          env=xla_env.with_devices(1), capture_output=True, text=True,
+                          timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert re.search(r'local devices: \[\w+\(id=0\)\]\n', result.stderr), result.stderr[-3000:]
+  return workdir
+
+
+def test_eight_devices_match_one_device(eight_device_run, tmp_path, request):
+  family, workdir8, state8 = eight_device_run
+  if family == 'context_encoder':
+    workdir1 = str(request.getfixturevalue('cli_one_device_run'))
+  else:
+    workdir1 = str(tmp_path / 'one')
+    code = ('import jax; from ce_jax import train; from configs import test; '
+            f'c = test.get_config({family!r}); c.train.log_every = 1; '
+            'assert jax.device_count() == 1; '
+            f'train.train_and_evaluate(c, {workdir1!r})')
+    result = run_python(code, devices=1)
+    assert result.returncode == 0, result.stderr[-3000:]
   s8, s1 = scalars(workdir8), scalars(workdir1)
   for tag in ('d_loss', 'g_loss', 'rec_loss', 'adv_loss'):
     assert sorted(s8[tag]) == sorted(s1[tag]) == [1, 2, 3, 4]
@@ -135,15 +155,12 @@ def main_command(workdir, *overrides):
           f'--workdir={workdir}', *overrides]
 
 
-def test_main_leaves_checkpoint_events_and_png_grid(tmp_path):
-  workdir = tmp_path / 'main'
-  env = xla_env.with_devices(2)
-  result = subprocess.run(main_command(workdir), cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
+@pytest.mark.xdist_group('train_context_encoder')  # With the fixture's other user.
+def test_main_leaves_checkpoint_events_and_png_grid(cli_one_device_run):
+  workdir = cli_one_device_run
   assert sorted(os.listdir(workdir / 'checkpoints')) == ['2', '4']
   s = scalars(str(workdir))
-  assert set(s['d_loss']) == {2, 4} and 4 in s['eval_hole_psnr']
+  assert set(s['d_loss']) == {1, 2, 3, 4} and 4 in s['eval_hole_psnr']
   assert 5 < s['eval_hole_psnr'][4] < 60
   grid = np.asarray(Image.open(workdir / 'samples' / 'step_000004.png'))
   # Four rows of (masked | completion | original) 32×32 tiles with 2-px gaps.
