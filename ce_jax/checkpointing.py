@@ -4,8 +4,10 @@ import math
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+from orbax.checkpoint._src.metadata import array_metadata_store
 
 from ce_jax.train_state import GANState
 
@@ -15,11 +17,32 @@ def workdir_path(workdir: str) -> epath.Path:
   return epath.Path(workdir if '://' in str(workdir) else os.path.abspath(workdir))
 
 
+def handler() -> ocp.PyTreeCheckpointHandler:
+  """Orbax's pytree handler; on CPU it saves each replicated array from one copy.
+
+  Orbax's default replica-parallel save has every device write a slice of a
+  replicated array. On CPU, where all copies share the host's memory, that
+  only adds a compiled slice per device and array: ~150 programs, 7 of the
+  28 s of a four-step GLCIC run on 8 simulated devices.
+  """
+  if jax.default_backend() != 'cpu':
+    return ocp.PyTreeCheckpointHandler()
+  h = ocp.type_handlers
+  registry = h.create_type_handler_registry(
+      *((ty, h.ScalarHandler()) for ty in (int, float, bytes, np.number)),
+      (np.ndarray, h.NumpyHandler()),
+      (jax.Array, h.ArrayHandler(use_replica_parallel=False,
+                                 array_metadata_store=array_metadata_store.Store())),
+      (str, h.StringHandler()))
+  return ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
+
+
 def create_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
   """Manager of `<workdir>/checkpoints`, keeping the last `keep` (async saves)."""
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                          enable_async_checkpointing=True)
-  return ocp.CheckpointManager(workdir_path(workdir) / 'checkpoints', options=options)
+  return ocp.CheckpointManager(workdir_path(workdir) / 'checkpoints', options=options,
+                               item_handlers=handler())
 
 
 BEST_METRIC = 'eval_hole_psnr'
@@ -38,7 +61,8 @@ def create_best_manager(workdir: str, metric: str = BEST_METRIC) -> ocp.Checkpoi
   options = ocp.CheckpointManagerOptions(
       max_to_keep=1, create=True, best_fn=lambda m: _value(m, metric),
       best_mode=BEST_MODES[metric], enable_async_checkpointing=True)
-  return ocp.CheckpointManager(workdir_path(workdir) / 'best', options=options)
+  return ocp.CheckpointManager(workdir_path(workdir) / 'best', options=options,
+                               item_handlers=handler())
 
 
 def save_if_best(manager: ocp.CheckpointManager, state: GANState, metrics: dict[str, float],
@@ -58,14 +82,14 @@ def save_if_best(manager: ocp.CheckpointManager, state: GANState, metrics: dict[
     if (value <= kept) if BEST_MODES[metric] == 'max' else (value >= kept):
       return False
   step = int(jax.device_get(state.step))
-  manager.save(step, args=ocp.args.StandardSave(state),
+  manager.save(step, args=ocp.args.PyTreeSave(state),
                metrics={k: float(v) for k, v in metrics.items()}, force=True)
   return True
 
 
 def save(manager: ocp.CheckpointManager, state: GANState) -> None:
   step = int(jax.device_get(state.step))
-  manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  manager.save(step, args=ocp.args.PyTreeSave(state), force=True)
 
 
 D_FIELDS = ('d_params', 'd_batch_stats', 'd_opt_state')
@@ -89,13 +113,14 @@ def restore_or_init(manager: ocp.CheckpointManager, state: GANState,
   stored = ocp.PyTreeCheckpointHandler().metadata(item).tree
   has_d = lambda tree: bool(jax.tree.leaves(tree['d_params'] if isinstance(tree, dict)  # noqa: E731
                                             else tree.d_params))
+  restore_args = lambda tree: jax.tree.map(  # noqa: E731
+      lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, dtype=x.dtype), tree)
   if has_d(stored) == has_d(abstract):
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    return manager.restore(step, args=ocp.args.PyTreeRestore(
+        item=abstract, restore_args=restore_args(abstract)))
   fields = {k: getattr(abstract, k) for k in stored if k not in D_FIELDS and hasattr(abstract, k)}
-  restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, dtype=x.dtype),
-                              fields)
   with ocp.PyTreeCheckpointer() as checkpointer:
     restored = checkpointer.restore(
-        item, args=ocp.args.PyTreeRestore(item=fields, restore_args=restore_args,
+        item, args=ocp.args.PyTreeRestore(item=fields, restore_args=restore_args(fields),
                                     partial_restore=True))
   return state.replace(**restored)
