@@ -10,6 +10,7 @@ import time
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 import xla_env
 from events import scalars
@@ -235,3 +236,25 @@ def test_a_checkpoint_restores_whether_or_not_it_holds_d(tmp_path, saved_with_d)
   # D's fields are the template's: none, or a fresh D.
   assert_trees_close(restored.d_params, template.d_params)
   assert bool(jax.tree.leaves(restored.d_params)) == (not saved_with_d)
+
+
+def test_checkpoints_of_orbaxs_standard_handler_restore_and_the_reverse(tmp_path):
+  """Workdirs saved through Orbax's StandardCheckpointHandler (before CPU saves read one copy)."""
+  cfg = config()
+  state = train_state.create(cfg, jax.random.PRNGKey(1))
+  state = state.replace(step=state.step + 5)
+  standard = ocp.CheckpointManager(checkpointing.workdir_path(str(tmp_path / 'old')) /
+                                   'checkpoints')
+  standard.save(5, args=ocp.args.StandardSave(state))
+  standard.wait_until_finished()
+  restored = restore(str(tmp_path / 'old'), cfg)
+  assert int(restored.step) == 5
+  assert_trees_close(restored, state, rtol=0, atol=0)
+  manager = checkpointing.create_manager(str(tmp_path / 'new'), 2)
+  checkpointing.save(manager, state)
+  manager.wait_until_finished()
+  reader = ocp.CheckpointManager(checkpointing.workdir_path(str(tmp_path / 'new')) /
+                                 'checkpoints')
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  assert_trees_close(reader.restore(5, args=ocp.args.StandardRestore(abstract)), state,
+                     rtol=0, atol=0)
