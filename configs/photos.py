@@ -22,13 +22,14 @@ then train:
 Start-up loads every photo once, resized to the shorter side
 `data.resize_shorter` (a few seconds).
 
-Measured on a 2-core Intel Xeon VM (2,800 steps, ~19 min alone at the skips
-model's 2.5 steps/s, inside the 20-min budget; 22 min wall partly sharing
-the CPU): held-out hole PSNR 25.59 dB, LPIPS 0.186, on the default's eval
-crops, where the smooth fill alone scores 24.28 dB / 0.208 and OpenCV Telea
-24.51 dB / 0.194; on OpenCV's documentation photos 19.12 dB / 0.281 (Telea
+Measured on a 2-core Intel Xeon VM (2,800 steps; 18 min 20 s wall alone for
+the same run with holes of 56-64 px, 2.5 GB peak memory): held-out hole PSNR
+25.59 dB, LPIPS 0.186, on the default's eval crops, where the smooth fill
+alone scores 24.28 dB / 0.208 and OpenCV Telea 24.51 dB / 0.194; on OpenCV's
+documentation photos 19.12 dB / 0.281 (Telea
 18.41 / 0.293, smooth fill 18.20 / 0.323). Holes of 48-64 px in training,
-nearer the eval's 56, gave +0.16 dB over 32-64 (25.43 / 0.190). Adam's
+nearer the eval's 56, gave +0.16 dB over 32-64 (25.43 / 0.190); 56-64 gave
+25.61 / 0.186 and 19.19 / 0.281, within the crops' spread. Adam's
 b1 = 0.9 (the default's 0.5 is the GAN setting) at g_lr 5e-4 reaches in
 2,800 steps what b1 = 0.5 at 2e-4 reached in 3,600. Without `model.skips`
 (U-Net skips) the 3,600-step recipe reached 25.01 dB / 0.203; the default's
