@@ -15,7 +15,17 @@ import numpy as np
 from absl import flags
 from etils import epath
 
-from ce_jax import cli, completion, evaluate, held_out, masks, metrics, models, trained
+from ce_jax import (
+  checkpointing,
+  cli,
+  completion,
+  evaluate,
+  held_out,
+  masks,
+  metrics,
+  models,
+  trained,
+)
 
 FLAGS = flags.FLAGS
 
@@ -50,7 +60,7 @@ def main(argv: list[str]) -> None:
                                       FLAGS.checkpoint))
   config, step = run.config, run.step
   abstract = trained.abstract_state(config)
-  live = trained.restore_tree(epath.Path(run.path) / 'default',
+  live = checkpointing.restore_tree(epath.Path(run.path) / 'default',
                               {'g_params': abstract.g_params,
                                'g_batch_stats': abstract.g_batch_stats})
   examples = evaluate.eval_examples(config)

@@ -2,6 +2,7 @@
 
 import math
 import os
+from typing import Any
 
 import jax
 import numpy as np
@@ -113,14 +114,24 @@ def restore_or_init(manager: ocp.CheckpointManager, state: GANState,
   stored = ocp.PyTreeCheckpointHandler().metadata(item).tree
   has_d = lambda tree: bool(jax.tree.leaves(tree['d_params'] if isinstance(tree, dict)  # noqa: E731
                                             else tree.d_params))
-  restore_args = lambda tree: jax.tree.map(  # noqa: E731
-      lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, dtype=x.dtype), tree)
   if has_d(stored) == has_d(abstract):
     return manager.restore(step, args=ocp.args.PyTreeRestore(
         item=abstract, restore_args=restore_args(abstract)))
   fields = {k: getattr(abstract, k) for k in stored if k not in D_FIELDS and hasattr(abstract, k)}
+  return state.replace(**restore_tree(item, fields))
+
+
+def restore_args(abstract: Any, dtype: Any = None) -> Any:
+  """Orbax's restore arguments for `abstract` (shapes with shardings), cast to `dtype` if set."""
+  return jax.tree.map(
+      lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, dtype=dtype or x.dtype), abstract)
+
+
+def restore_tree(path: epath.Path, abstract: Any, dtype: Any = None) -> Any:
+  """The subtree `abstract` (shapes with shardings) of the Orbax PyTree at `path`.
+
+  Only its arrays are read (partial restore); `dtype` casts them on the way.
+  """
   with ocp.PyTreeCheckpointer() as checkpointer:
-    restored = checkpointer.restore(
-        item, args=ocp.args.PyTreeRestore(item=fields, restore_args=restore_args(fields),
-                                    partial_restore=True))
-  return state.replace(**restored)
+    return checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+        item=abstract, restore_args=restore_args(abstract, dtype), partial_restore=True))

@@ -132,18 +132,6 @@ def check_compatible(path: epath.Path, abstract: train_state.GANState, saved: bo
 # ----------------------------------------------------------------------------
 
 
-def restore_tree(path: epath.Path, abstract: Any, dtype: Any = None) -> Any:
-  """The subtree `abstract` (shapes with shardings) of the Orbax PyTree at `path`.
-
-  Only its arrays are read (partial restore); `dtype` casts them on the way.
-  """
-  restore_args = jax.tree.map(
-      lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, dtype=dtype or x.dtype), abstract)
-  with ocp.PyTreeCheckpointer() as checkpointer:
-    return checkpointer.restore(path, args=ocp.args.PyTreeRestore(
-        item=abstract, restore_args=restore_args, partial_restore=True))
-
-
 def resolve(workdir: str | None, checkpoint: str) -> tuple[epath.Path, bool, int | None]:
   """(workdir, best?, step) for `--checkpoint` = latest | best | <step> | <step directory>."""
   if checkpoint not in ('latest', 'best') and not checkpoint.isdigit():
@@ -194,7 +182,7 @@ def load_fields(config: ml_collections.ConfigDict | None, workdir: str | None,
   check_compatible(path, abstract, saved)
   fields = {k: getattr(abstract, k) for k in generator_fields(config)}
   try:
-    restored = restore_tree(path / 'default', fields)
+    restored = checkpointing.restore_tree(path / 'default', fields)
   except Exception as e:  # noqa: BLE001 (any storage error: name the checkpoint)
     raise UserError(f'checkpoint {path} could not be restored: {e}') from e
   return config, restored, step, str(path)
@@ -220,7 +208,7 @@ def _load_export(config: ml_collections.ConfigDict | None, directory: str,
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   item = {**wanted, 'step': jax.ShapeDtypeStruct((), jnp.int32, sharding=device)}
   try:
-    restored = restore_tree(path, item)  # cast to the model's float32 on the way
+    restored = checkpointing.restore_tree(path, item)  # cast to the model's float32 on the way
   except Exception as e:  # noqa: BLE001
     raise UserError(f'export {root} could not be restored: {e}') from e
   variables = {k: restored[k] for k in ('params', 'batch_stats')}
