@@ -1,5 +1,7 @@
 """End-to-end training on `configs/test.py`: parallelism, resume, CLI, failure paths."""
 
+import functools
+import logging
 import os
 import re
 import shutil
@@ -16,7 +18,7 @@ import xla_env
 from events import scalars
 from PIL import Image
 
-from ce_jax import checkpointing, models, train, train_state
+from ce_jax import checkpointing, models, parallel, train, train_state
 from ce_jax.errors import UserError
 from configs import test as test_config
 
@@ -258,3 +260,20 @@ def test_checkpoints_of_orbaxs_standard_handler_restore_and_the_reverse(tmp_path
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   assert_trees_close(reader.restore(5, args=ocp.args.StandardRestore(abstract)), state,
                      rtol=0, atol=0)
+
+
+def test_cpu_saves_replicated_arrays_without_a_slice_per_device(tmp_path, caplog):
+  """On CPU each replicated array is written from one copy: no slice is compiled per device."""
+  cfg = config()
+  cfg.model.gen_features = 5  # shapes no other test saves, so no compiled slice is cached
+  mesh = parallel.create_mesh()
+  state = jax.jit(functools.partial(train_state.create, cfg),
+                  out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
+  assert len(state.g_params['Conv_0']['kernel'].sharding.device_set) == 8
+  manager = checkpointing.create_manager(str(tmp_path), 2)
+  with jax.log_compiles(), caplog.at_level(logging.WARNING):
+    checkpointing.save(manager, state)
+    manager.wait_until_finished()
+  compiled = [r.getMessage() for r in caplog.records if 'Compiling' in r.getMessage()]
+  assert not [m for m in compiled if 'slice' in m], compiled
+  assert_trees_close(restore(str(tmp_path), cfg), state, rtol=0, atol=0)
