@@ -54,7 +54,7 @@ def _range(field: str, value: Sequence[float], lo: float, hi: float | None,
 # A setting and the fields it needs (the default config leaves them out: it
 # holds only the fields that act in it), with the config that has them.
 NEEDS = (
-    ('data.source', 'photos', ('data.photo_cache',), 'configs/photos.py'),
+    ('data.source', 'photos', ('data.photo_cache', 'data.add_embedded'), 'configs/photos.py'),
     ('data.source', 'folder', ('data.folder', 'data.eval_folder', 'data.eval_fraction'),
      'folder'),
     ('data.source', 'celeba', ('data.celeba_dir', 'data.tfds_data_dir', 'data.celeba_download',

@@ -392,9 +392,10 @@ def corpus_source(config: ml_collections.ConfigDict,
   """The photo corpus prepared in `data.photo_cache` (`python -m ce_jax.corpus`).
 
   The photos of `manifest` (default: the shipped one) that the cache holds
-  intact, each resized once to shorter side `data.resize_shorter` and kept in
-  memory. A missing, altered or undecodable one is named in a warning and
-  left out; a missing or empty cache is a UserError saying how to prepare it.
+  intact, with `data.add_embedded` the embedded training photos too, each
+  resized once to shorter side `data.resize_shorter` and kept in memory. A
+  missing, altered or undecodable one is named in a warning and left out; a
+  missing or empty cache is a UserError saying how to prepare it.
   """
   data = config.data
   files = corpus.prepared_files(data.photo_cache, manifest)
@@ -410,6 +411,8 @@ def corpus_source(config: ml_collections.ConfigDict,
   if bad:
     logging.warning('%s: %d of %d photos cannot be decoded and are left out: %s', what,
                     len(bad), len(files), ', '.join(bad))
+  if data.add_embedded:
+    photos += [_resized_once(p, shorter) for p in embedded_photos('train')]
   stack, sizes = _photo_stack(photos)
   return Source('photos:train', len(photos),
                 read=lambda j: stack[j, :sizes[j, 0], :sizes[j, 1]],

@@ -38,7 +38,15 @@ ADDED = {'optim.lr_schedule': 'constant', 'optim.final_lr_fraction': 0.0,
 
 
 def _upgrade(config: ml_collections.ConfigDict) -> None:
-  """Rewrites fields that were replaced: `optim.g_lr_multiplier` became `optim.g_lr`."""
+  """Rewrites fields that were replaced or added for one setting.
+
+  `optim.g_lr_multiplier` became `optim.g_lr`; runs on the photo corpus
+  saved before `data.add_embedded` trained on the corpus alone.
+  """
+  data = config.get('data')
+  if (isinstance(data, ml_collections.ConfigDict) and data.get('source') == 'photos'
+      and 'add_embedded' not in data):
+    data.add_embedded = False
   optim = config.get('optim')
   if isinstance(optim, ml_collections.ConfigDict) and 'g_lr_multiplier' in optim:
     multiplier = optim.g_lr_multiplier

@@ -46,6 +46,9 @@ from configs import default
 def add_photo_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Adds `data.source='photos'`'s field: the folder `python -m ce_jax.corpus` prepared."""
   config.data.photo_cache = corpus.DEFAULT_CACHE
+  # Also train on the embedded default's 16 training photos (objects and
+  # textures the corpus's landscapes lack); its eval photos stay held out.
+  config.data.add_embedded = False
   return config
 
 

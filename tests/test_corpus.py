@@ -286,6 +286,24 @@ def test_photos_source_yields_float_batches_in_range(tmp_path, deb):
 
 
 @needs_dpkg
+def test_add_embedded_trains_on_the_embedded_training_photos_too(tmp_path, deb):
+  manifest = manifest_of(tmp_path)
+  cache = tmp_path / 'cache'
+  corpus.prepare(str(cache), manifest, corpus.fetch_with({PACKAGE: deb}))
+  config = corpus_config(cache)
+  config.data.add_embedded = True
+  source = input_pipeline.corpus_source(config, manifest)
+  assert source.count == 2 + len(input_pipeline.EMBEDDED_TRAIN)
+  # The corpus's photos first, then the embedded ones, as `embedded_source` reads them.
+  embedded = input_pipeline.embedded_source(config, 'train')
+  for j in range(embedded.count):
+    np.testing.assert_array_equal(source.read(2 + j).numpy(), embedded.read(j).numpy())
+  del config.data['add_embedded']
+  with pytest.raises(UserError, match=r'data.add_embedded.*configs/photos.py'):
+    config_checks.check(config)
+
+
+@needs_dpkg
 def test_corrupt_or_undecodable_photo_is_skipped_and_named(tmp_path, caplog):
   garbage = b'\xff\xd8 not a jpeg, though the list says so'
   deb = build_deb(tmp_path, {**IMAGES, 'usr/share/backgrounds/broken.jpg': garbage})

@@ -10,7 +10,7 @@ import pytest
 
 from ce_jax import run_config
 from ce_jax.errors import UserError
-from configs import default, freeform
+from configs import default, freeform, photos
 from configs import test as test_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,3 +113,17 @@ def test_config_arguments_and_missing_groups_are_one_line_each(tmp_path):
       "error: data.source='folder' needs data.folder, data.eval_folder, data.eval_fraction, "
       'which this config lacks: use --config=configs/default.py:folder (or add them to your '
       'config file).')
+
+
+def test_a_corpus_run_saved_before_add_embedded_trained_on_the_corpus_alone(tmp_path):
+  config = photos.get_config()
+  config.data.add_embedded = False
+  run_config.save(config, tmp_path)
+  saved = json.loads((tmp_path / 'config.json').read_text())
+  del saved['data']['add_embedded']
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  assert run_config.load(tmp_path).data.add_embedded is False
+  run_config.check_resume(str(tmp_path), config, resuming=True)  # no refusal
+  # Other sources never had the field and do not gain it.
+  run_config.save(default.get_config(), tmp_path)
+  assert 'add_embedded' not in run_config.load(tmp_path).data
