@@ -1,4 +1,4 @@
-"""Throughput of the jitted D+G train step and of generator inference.
+"""Throughput of the jitted train step (D+G, or G alone without D) and of generator inference.
 
   python benchmarks/train_step.py --config=configs/default.py
   python benchmarks/train_step.py --config=configs/deepfill2.py   # any model family
@@ -122,7 +122,10 @@ def build_train(config: ml_collections.ConfigDict, batch_size: int) -> Bench:
   gen, disc = models.create_models(config)
   init = jax.jit(functools.partial(train_state.create, config), out_shardings=repl)
   state = init(jax.random.PRNGKey(config.seed))
-  step = jax.jit(functools.partial(train.train_step, config=config, gen=gen, disc=disc),
+  # The phase of the run's last step: 'joint' with D, 'rec' for a config without one.
+  phase = train_state.phase_at(config, config.train.num_steps - 1)
+  step = jax.jit(functools.partial(train.train_step, config=config, gen=gen, disc=disc,
+                                   phase=phase),
                  in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
   return _compile(step, (state, random_batch(config, batch_size)), carry_state=True)
 
@@ -192,7 +195,8 @@ def benchmark(config: ml_collections.ConfigDict, batch_size: int, *, steps: int 
     rate = _median_rate(times, steps, batch_size)
     entry = {**rate, 'times_s': [round(t, 4) for t in times],
              'compile_s': round(bench.compile_s, 2), 'flops_per_step': bench.flops}
-    label = 'train step (D+G)' if name == 'train' else 'G inference     '
+    joint = train_state.phase_at(config, config.train.num_steps - 1) == 'joint'
+    label = f'train step ({"D+G" if joint else "G  "})' if name == 'train' else 'G inference     '
     line = (f'{label}: {rate["images_per_s"]:9.2f} img/s  {rate["steps_per_s"]:8.3f} steps/s  '
             f'(median of {repeats}; spread {min(times) / steps * 1e3:.1f}–'
             f'{max(times) / steps * 1e3:.1f} ms/step; compile {bench.compile_s:.1f} s)')
