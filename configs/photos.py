@@ -48,6 +48,7 @@ def add_photo_fields(config: ml_collections.ConfigDict) -> ml_collections.Config
   config.data.photo_cache = corpus.DEFAULT_CACHE
   # Also train on the embedded default's 16 training photos (objects and
   # textures the corpus's landscapes lack); its eval photos stay held out.
+  # Measured at batch 8: -0.10 / -0.04 dB on the held-out sets (docs/photos.md).
   config.data.add_embedded = False
   return config
 
