@@ -115,6 +115,9 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int,
   return {'image': jax.device_put(image, parallel.batch_sharded(parallel.create_mesh()))}
 
 
+TRAIN_LABELS = {'joint': 'train step (D+G)', 'rec': 'train step (G)  ', 'd': 'train step (D)  '}
+
+
 def build_train(config: ml_collections.ConfigDict, batch_size: int) -> Bench:
   """The train step exactly as `train.train_and_evaluate` compiles it."""
   mesh = parallel.create_mesh()
@@ -195,8 +198,8 @@ def benchmark(config: ml_collections.ConfigDict, batch_size: int, *, steps: int 
     rate = _median_rate(times, steps, batch_size)
     entry = {**rate, 'times_s': [round(t, 4) for t in times],
              'compile_s': round(bench.compile_s, 2), 'flops_per_step': bench.flops}
-    joint = train_state.phase_at(config, config.train.num_steps - 1) == 'joint'
-    label = f'train step ({"D+G" if joint else "G  "})' if name == 'train' else 'G inference     '
+    label = {'train': TRAIN_LABELS[train_state.phase_at(config, config.train.num_steps - 1)],
+             'infer': 'G inference     '}[name]
     line = (f'{label}: {rate["images_per_s"]:9.2f} img/s  {rate["steps_per_s"]:8.3f} steps/s  '
             f'(median of {repeats}; spread {min(times) / steps * 1e3:.1f}–'
             f'{max(times) / steps * 1e3:.1f} ms/step; compile {bench.compile_s:.1f} s)')
