@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ce_jax import config_checks, corpus, input_pipeline
+from ce_jax import config_checks, corpus, input_pipeline, run_config
 from ce_jax.errors import UserError
 from configs import photos as photos_config
 from configs import test as test_config
@@ -334,3 +334,13 @@ def test_unprepared_cache_is_one_error_naming_the_command(tmp_path):
 def test_photos_config_reads_the_corpus_from_the_default_cache():
   config = photos_config.get_config()
   assert config.data.source == 'photos' and config.data.photo_cache == corpus.DEFAULT_CACHE
+
+
+def test_photos_long_variant_changes_only_the_schedule():
+  base, long = photos_config.get_config(), photos_config.get_config('long')
+  config_checks.check(long)
+  assert long.train.num_steps == 2 * base.train.num_steps
+  changed = set(run_config.differences(base, long))
+  assert changed and all(k.startswith('train.') for k in changed), changed
+  with pytest.raises(ValueError, match='expected a variant among'):
+    photos_config.get_config('longer')
