@@ -61,8 +61,8 @@ def main(argv: list[str]) -> None:
   config, step = run.config, run.step
   abstract = trained.abstract_state(config)
   live = checkpointing.restore_tree(epath.Path(run.path) / 'default',
-                              {'g_params': abstract.g_params,
-                               'g_batch_stats': abstract.g_batch_stats})
+                                    {'g_params': abstract.g_params,
+                                     'g_batch_stats': abstract.g_batch_stats})
   examples = evaluate.eval_examples(config)
   gen, _ = models.create_models(config)
   weights = {'live': {'params': live['g_params'], 'batch_stats': live['g_batch_stats']}}

@@ -118,6 +118,11 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int,
 TRAIN_LABELS = {'joint': 'train step (D+G)', 'rec': 'train step (G)  ', 'd': 'train step (D)  '}
 
 
+def timed_phase(config: ml_collections.ConfigDict) -> str:
+  """The phase of the run's last step: 'joint' with D, 'rec' for a config without one."""
+  return train_state.phase_at(config, config.train.num_steps - 1)
+
+
 def build_train(config: ml_collections.ConfigDict, batch_size: int) -> Bench:
   """The train step exactly as `train.train_and_evaluate` compiles it."""
   mesh = parallel.create_mesh()
@@ -125,10 +130,8 @@ def build_train(config: ml_collections.ConfigDict, batch_size: int) -> Bench:
   gen, disc = models.create_models(config)
   init = jax.jit(functools.partial(train_state.create, config), out_shardings=repl)
   state = init(jax.random.PRNGKey(config.seed))
-  # The phase of the run's last step: 'joint' with D, 'rec' for a config without one.
-  phase = train_state.phase_at(config, config.train.num_steps - 1)
   step = jax.jit(functools.partial(train.train_step, config=config, gen=gen, disc=disc,
-                                   phase=phase),
+                                   phase=timed_phase(config)),
                  in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
   return _compile(step, (state, random_batch(config, batch_size)), carry_state=True)
 
@@ -198,8 +201,7 @@ def benchmark(config: ml_collections.ConfigDict, batch_size: int, *, steps: int 
     rate = _median_rate(times, steps, batch_size)
     entry = {**rate, 'times_s': [round(t, 4) for t in times],
              'compile_s': round(bench.compile_s, 2), 'flops_per_step': bench.flops}
-    label = {'train': TRAIN_LABELS[train_state.phase_at(config, config.train.num_steps - 1)],
-             'infer': 'G inference     '}[name]
+    label = TRAIN_LABELS[timed_phase(config)] if name == 'train' else 'G inference     '
     line = (f'{label}: {rate["images_per_s"]:9.2f} img/s  {rate["steps_per_s"]:8.3f} steps/s  '
             f'(median of {repeats}; spread {min(times) / steps * 1e3:.1f}–'
             f'{max(times) / steps * 1e3:.1f} ms/step; compile {bench.compile_s:.1f} s)')

@@ -360,11 +360,19 @@ def embedded_photos(split: str) -> tuple[np.ndarray, ...]:
   return tuple(_load_rgb(embedded_path(package, file)) for package, file in table)
 
 
+def _shorter_side(data: ml_collections.ConfigDict) -> int:
+  """The shorter side every photo source resizes its photos to."""
+  return max(data.resize_shorter, data.image_size)
+
+
+def _embedded_resized(data: ml_collections.ConfigDict, split: str) -> list[np.ndarray]:
+  return [_resized_once(p, _shorter_side(data)) for p in embedded_photos(split)]
+
+
 def embedded_source(config: ml_collections.ConfigDict, split: str) -> Source:
   """The bundled photos of `split`, resized once (shorter side `data.resize_shorter`)."""
   data = config.data
-  shorter = max(data.resize_shorter, data.image_size)
-  photos = [_resized_once(p, shorter) for p in embedded_photos(split)]
+  photos = _embedded_resized(data, split)
   stack, sizes = _photo_stack(photos)
   return Source(f'embedded:{split}', len(photos),
                 read=lambda j: stack[j, :sizes[j, 0], :sizes[j, 1]],
@@ -399,7 +407,7 @@ def corpus_source(config: ml_collections.ConfigDict,
   """
   data = config.data
   files = corpus.prepared_files(data.photo_cache, manifest)
-  shorter = max(data.resize_shorter, data.image_size)
+  shorter = _shorter_side(data)
   with concurrent.futures.ThreadPoolExecutor(4) as pool:
     loaded = list(pool.map(lambda f: _load_shorter(f, shorter), files))
   bad = [f for f, photo in zip(files, loaded, strict=True) if photo is None]
@@ -412,7 +420,7 @@ def corpus_source(config: ml_collections.ConfigDict,
     logging.warning('%s: %d of %d photos cannot be decoded and are left out: %s', what,
                     len(bad), len(files), ', '.join(bad))
   if data.add_embedded:
-    photos += [_resized_once(p, shorter) for p in embedded_photos('train')]
+    photos += _embedded_resized(data, 'train')
   stack, sizes = _photo_stack(photos)
   return Source('photos:train', len(photos),
                 read=lambda j: stack[j, :sizes[j, 0], :sizes[j, 1]],
@@ -456,7 +464,7 @@ def folder_files(config: ml_collections.ConfigDict, split: str) -> list[str]:
 def file_source(name: str, files: Sequence[str], config: ml_collections.ConfigDict) -> Source:
   """Image `files` (that decode), each resized to shorter side `data.resize_shorter` when read."""
   data = config.data
-  shorter = max(data.resize_shorter, data.image_size)
+  shorter = _shorter_side(data)
   read = encoded_reader(files)
   return Source(name, len(files), read=lambda j: resize_shorter(read(j), shorter),
                 transform=photo_transform(data))

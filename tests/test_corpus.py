@@ -270,12 +270,17 @@ def corpus_config(cache):
   return config
 
 
-@needs_dpkg
-def test_photos_source_yields_float_batches_in_range(tmp_path, deb):
+def prepared_corpus(tmp_path, deb):
+  """(config of the 'photos' source, manifest) of FOREST and BEACH, prepared from `deb`."""
   manifest = manifest_of(tmp_path)
   cache = tmp_path / 'cache'
   corpus.prepare(str(cache), manifest, corpus.fetch_with({PACKAGE: deb}))
-  config = corpus_config(cache)
+  return corpus_config(cache), manifest
+
+
+@needs_dpkg
+def test_photos_source_yields_float_batches_in_range(tmp_path, deb):
+  config, manifest = prepared_corpus(tmp_path, deb)
   source = input_pipeline.corpus_source(config, manifest)
   assert source.count == 2
   batch = next(input_pipeline.train_dataset(source, config, batch_size=4, seed=0)
@@ -287,10 +292,7 @@ def test_photos_source_yields_float_batches_in_range(tmp_path, deb):
 
 @needs_dpkg
 def test_add_embedded_trains_on_the_embedded_training_photos_too(tmp_path, deb):
-  manifest = manifest_of(tmp_path)
-  cache = tmp_path / 'cache'
-  corpus.prepare(str(cache), manifest, corpus.fetch_with({PACKAGE: deb}))
-  config = corpus_config(cache)
+  config, manifest = prepared_corpus(tmp_path, deb)
   config.data.add_embedded = True
   source = input_pipeline.corpus_source(config, manifest)
   assert source.count == 2 + len(input_pipeline.EMBEDDED_TRAIN)
